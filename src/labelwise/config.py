@@ -1,0 +1,86 @@
+"""One Settings object for the whole system (environment prefix ``LABELWISE_``).
+
+| setting           | env var                      | default                                  |
+|-------------------|------------------------------|------------------------------------------|
+| workspace         | LABELWISE_WORKSPACE          | current folder                           |
+| database_url      | LABELWISE_DATABASE_URL       | sqlite:///<workspace>/labelwise.db       |
+| storage_url       | LABELWISE_STORAGE_URL        | <workspace>/blobs                        |
+| max_image_pixels  | LABELWISE_MAX_IMAGE_PIXELS   | 178956970 (Pillow's bomb limit)          |
+| verify_images     | LABELWISE_VERIFY_IMAGES      | true (decode every image on import)      |
+| import_workers    | LABELWISE_IMPORT_WORKERS     | number of cores                          |
+| host / port       | LABELWISE_HOST / _PORT       | 127.0.0.1 / 8000                         |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from labelwise.errors import ConfigError
+
+DATABASE_FILE = "labelwise.db"
+BLOB_FOLDER = "blobs"
+
+
+class Settings(BaseSettings):
+    """Configuration read from arguments, then ``LABELWISE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELWISE_", extra="ignore")
+
+    workspace: Path = Field(default_factory=Path.cwd, description="Workspace folder.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is the workspace's SQLite file. "
+        "Use postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="Where image blobs and artifacts live: a folder or any fsspec URL "
+        "(s3://bucket/prefix, memory://...). Default: <workspace>/blobs.",
+    )
+    max_image_pixels: int = Field(
+        default=178_956_970,
+        gt=0,
+        description="Images with more pixels are refused as decompression bombs.",
+    )
+    verify_images: bool = Field(
+        default=True,
+        description="Decode every image fully on import to catch truncated files.",
+    )
+    import_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        gt=0,
+        description="Threads that read and check image files during import.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ConfigError(
+                f"LABELWISE_DATABASE_URL={value.split('@')[-1]!r} is not supported: "
+                "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+            )
+        if value.startswith("postgresql://"):
+            # Plain postgresql:// would pick psycopg2, which we do not ship.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.workspace / DATABASE_FILE).resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.workspace / BLOB_FOLDER).resolve())
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Pure types shared by every part of labelwise. Imports nothing else from labelwise."""

@@ -1,0 +1,1 @@
+"""Database rows (SQLAlchemy 2.0), engine and session, migrations."""

@@ -1,0 +1,411 @@
+"""COCO JSON: boxes, polygons, RLE masks, keypoints with skeletons, image-level categories.
+
+Reading: ``read_coco(path, images=DIR)``. Image-level categories come either as annotations
+with no ``bbox``/``segmentation``/``keypoints`` or as an image's ``category_ids`` list.
+Predictions with a ``score`` become model-sourced annotations with that confidence.
+
+Writing: ``write_coco(draft, dest)`` writes ``dest/annotations.json`` that pycocotools'
+``COCO()`` and ``COCOeval`` load: every object annotation has ``bbox``, ``area`` and
+``iscrowd``; keypoints carry ``num_keypoints`` and their category its ``keypoints`` names and
+1-based ``skeleton``. Image-level categories go to each image's ``category_ids`` so that
+``COCOeval`` never meets an annotation without a box.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from labelwise.core.annotations import Annotation, DatasetDraft, ImageRecord
+from labelwise.core.geometry import keypoints_bbox, num_labeled, polygon_area, polygon_bbox
+from labelwise.core.schema import LabelClass, LabelSchema, Skeleton, flip_pairs_by_name
+from labelwise.errors import FormatError, ImportValidationError
+from labelwise.io.formats import WriteResult
+
+FILENAME = "annotations.json"
+_IMAGE_KEYS = {"id", "file_name", "width", "height", "category_ids", "tags"}
+_MAX_PROBLEMS = 1000
+
+
+def read_coco(source: Path, *, images: Path | None = None) -> DatasetDraft:
+    """Parse a COCO JSON file into a draft (images are checked later by the importer)."""
+    source = Path(source)
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError as err:
+        raise FormatError(f"{source}: file not found") from err
+    except OSError as err:
+        raise FormatError(f"{source}: cannot read: {err.strerror}") from err
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise FormatError(f"{source}: malformed JSON ({err}); fix the file and import again") from err
+    del raw
+    draft = coco_to_draft(data, source=str(source))
+    if images is None:
+        images = source.parent / "images" if (source.parent / "images").is_dir() else source.parent
+    draft.images_root = Path(images)
+    return draft
+
+
+def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
+    """Convert parsed COCO JSON to a draft. Consumes ``data['annotations']`` to save memory."""
+    if not isinstance(data, dict):
+        raise FormatError(f"{source}: the top level must be a JSON object with 'images', "
+                          f"'annotations' and 'categories', got {type(data).__name__}")
+    problems: list[str] = []
+
+    def problem(msg: str) -> None:
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append(f"{source}: {msg}")
+
+    for key in ("images", "annotations", "categories"):
+        if key in data and not isinstance(data[key], list):
+            raise FormatError(f"{source}: '{key}' must be a list, got {type(data[key]).__name__}")
+    if "images" not in data:
+        raise FormatError(f"{source}: no 'images' list; is this a COCO annotation file?")
+
+    # Categories.
+    cats: dict[int, dict] = {}
+    names: dict[str, int] = {}
+    for i, cat in enumerate(data.get("categories", [])):
+        where = f"categories[{i}]"
+        if not isinstance(cat, dict):
+            problem(f"{where}: must be an object with 'id' and 'name'")
+            continue
+        cid, name = cat.get("id"), cat.get("name")
+        if not _is_int(cid) or not isinstance(name, str) or not name.strip():
+            problem(f"{where}: needs an integer 'id' and a non-empty string 'name'")
+            continue
+        if cid in cats:
+            problem(f"{where}: category id {cid} is used twice")
+            continue
+        if name in names:
+            problem(f"{where}: category name {name!r} is used twice (ids {names[name]} and {cid})")
+            continue
+        kp = cat.get("keypoints")
+        if kp is not None:
+            if not isinstance(kp, list) or not kp or not all(isinstance(k, str) for k in kp):
+                problem(f"{where}: 'keypoints' must be a non-empty list of point names")
+                continue
+            edges = cat.get("skeleton") or []
+            if not isinstance(edges, list) or not all(
+                isinstance(e, list) and len(e) == 2 and all(_is_int(v) for v in e) for e in edges
+            ):
+                problem(f"{where}: 'skeleton' must be a list of [a, b] 1-based point indices")
+                continue
+            try:
+                skeleton = Skeleton(
+                    kp, [(a - 1, b - 1) for a, b in edges],
+                    [tuple(p) for p in cat["flip_pairs"]] if "flip_pairs" in cat
+                    else flip_pairs_by_name(kp),
+                )
+            except (ValueError, TypeError) as err:
+                problem(f"{where}: bad skeleton: {err}")
+                continue
+            cat = {**cat, "_skeleton": skeleton}
+        cats[cid] = cat
+        names[name] = cid
+
+    # Images.
+    images: dict[Any, ImageRecord] = {}
+    for i, img in enumerate(data["images"]):
+        where = f"images[{i}]"
+        if not isinstance(img, dict):
+            problem(f"{where}: must be an object with 'id' and 'file_name'")
+            continue
+        iid, fname = img.get("id"), img.get("file_name")
+        if iid is None or isinstance(iid, (dict, list, bool)) or not isinstance(fname, str) or not fname:
+            problem(f"{where}: needs an 'id' and a non-empty 'file_name'")
+            continue
+        w, h = img.get("width"), img.get("height")
+        if (w is not None and (not _is_int(w) or w <= 0)) or (
+            h is not None and (not _is_int(h) or h <= 0)
+        ):
+            problem(f"{where} ({fname}): width and height must be positive integers")
+            continue
+        if iid in images:
+            problem(f"{where} ({fname}): image id {iid!r} is used twice")
+            continue
+        meta = {k: v for k, v in img.items() if k not in _IMAGE_KEYS}
+        tags = img.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problem(f"{where} ({fname}): 'tags' must be a list of strings")
+            tags = []
+        rec = ImageRecord(path=fname, width=w, height=h, metadata=meta, external_id=iid,
+                          tags=list(tags), origin=f"{where} ({fname})")
+        for cid in img.get("category_ids") or []:
+            if cid not in cats:
+                problem(f"{where} ({fname}): category_ids has {cid!r}, which is not in "
+                        f"'categories' (known: {_id_range(cats)})")
+                continue
+            rec.annotations.append(Annotation(label=cats[cid]["name"]))
+        images[iid] = rec
+
+    # Annotations. Each dict is dropped as soon as it is converted: a million of them is ~1 GB.
+    anns = data.pop("annotations", None) or []
+    usage: dict[int, set[str]] = defaultdict(set)
+    for i in range(len(anns)):
+        a = anns[i]
+        anns[i] = None
+        where = f"annotations[{i}]"
+        if not isinstance(a, dict):
+            problem(f"{where}: must be an object")
+            continue
+        if "id" in a:
+            where += f" (id {a['id']})"
+        rec = images.get(a.get("image_id"))
+        if rec is None:
+            problem(f"{where}: image_id {a.get('image_id')!r} is not in 'images'")
+            continue
+        cid = a.get("category_id")
+        cat = cats.get(cid)
+        if cat is None:
+            problem(f"{where}: category_id {cid!r} is not in 'categories' (known: "
+                    f"{_id_range(cats)}); fix the file or add the category")
+            continue
+        ann, err = _annotation(a, cat)
+        if err:
+            problem(f"{where}: {err}")
+            continue
+        usage[cid].add(ann.kind)
+        rec.annotations.append(ann)
+    del anns
+
+    if problems:
+        raise ImportValidationError(
+            f"{source}: {len(problems)} problem(s) in the COCO file; nothing was imported",
+            problems=problems,
+        )
+
+    schema = LabelSchema()
+    for cid, cat in cats.items():
+        kinds = usage.get(cid, set())
+        skeleton = cat.get("_skeleton")
+        common = dict(supercategory=cat.get("supercategory"), external_id=cid,
+                      color=cat.get("color") if isinstance(cat.get("color"), str) else None)
+        object_kinds = kinds - {"category"}
+        if object_kinds or skeleton is not None or not kinds:
+            tool = "keypoints" if skeleton is not None else (
+                "polygon" if object_kinds == {"polygon"} else "bbox")
+            schema.add(LabelClass(cat["name"], "object", tool, skeleton=skeleton, **common))
+        if "category" in kinds:
+            schema.add(LabelClass(cat["name"], "category", None, **common))
+    for rec in images.values():
+        if sum(1 for a in rec.annotations if a.is_category) > 1:
+            schema.multi_label = True
+            break
+    info = {k: data[k] for k in ("info", "licenses") if k in data}
+    return DatasetDraft(schema=schema, images=list(images.values()), source=source, info=info)
+
+
+def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
+    name = cat["name"]
+    bbox = a.get("bbox")
+    seg = a.get("segmentation")
+    kps = a.get("keypoints")
+    polygons = rle = None
+    if bbox is not None:
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_num(v) for v in bbox):
+            return None, f"bbox must be [x, y, width, height] numbers, got {bbox!r:.80}"
+        bbox = (bbox[0], bbox[1], bbox[2], bbox[3])
+    if seg:
+        if isinstance(seg, dict):
+            if not isinstance(seg.get("size"), list) or "counts" not in seg:
+                return None, "RLE segmentation needs 'size' [height, width] and 'counts'"
+            rle = {"size": seg["size"], "counts": seg["counts"]}
+        elif isinstance(seg, list) and all(
+            isinstance(r, list) and all(_is_num(v) for v in r) for r in seg
+        ):
+            polygons = seg
+        else:
+            return None, "segmentation must be a list of polygons [[x1, y1, ...]] or an RLE object"
+    if kps is not None:
+        skeleton = cat.get("_skeleton")
+        if skeleton is None:
+            return None, f"has keypoints but category {name!r} defines no 'keypoints' names"
+        if not isinstance(kps, list) or not all(_is_num(v) for v in kps):
+            return None, "keypoints must be a flat list of numbers [x, y, v, ...]"
+        if len(kps) != 3 * len(skeleton):
+            return None, (f"keypoints has {len(kps)} numbers but category {name!r} has "
+                          f"{len(skeleton)} points (expected {3 * len(skeleton)})")
+        if bbox is None:
+            bbox = keypoints_bbox(kps)
+    attrs = a.get("attributes")
+    if attrs is not None and not isinstance(attrs, dict):
+        return None, "'attributes' must be an object"
+    score = a.get("score")
+    if score is not None and not _is_num(score):
+        return None, f"score must be a number, got {score!r}"
+    area = a.get("area")
+    return Annotation(
+        label=name, bbox=bbox, polygons=polygons, rle=rle, keypoints=kps,
+        attributes=attrs or None, iscrowd=bool(a.get("iscrowd", 0)),
+        area=float(area) if _is_num(area) else None,
+        source="model" if score is not None else "human",
+        confidence=float(score) if score is not None else None,
+    ), None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _id_range(cats: dict[int, Any]) -> str:
+    if not cats:
+        return "none"
+    ids = sorted(cats)
+    if ids == list(range(ids[0], ids[-1] + 1)):
+        return f"{ids[0]}-{ids[-1]}"
+    return ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+def draft_to_coco(draft: DatasetDraft) -> tuple[dict[str, Any], WriteResult]:
+    """Build the COCO dict; category ids keep the ids they were imported with where possible."""
+    result = WriteResult()
+    cat_ids: dict[tuple[str, str], int] = {}
+    used: set[int] = set()
+    by_name: dict[str, int] = {}
+    categories = []
+    pending = []
+    for cls in draft.schema.classes:
+        ext = cls.external_id
+        # An object class and a category class of the same name share one COCO category.
+        if cls.name in by_name:
+            cat_ids[(cls.kind, cls.name)] = by_name[cls.name]
+            continue
+        if ext is not None and ext not in used:
+            used.add(ext)
+            cat_ids[(cls.kind, cls.name)] = by_name[cls.name] = ext
+            categories.append(_category(cls, ext))
+        else:
+            pending.append(cls)
+    next_id = max(used, default=0) + 1
+    for cls in pending:
+        if cls.name in by_name:
+            cat_ids[(cls.kind, cls.name)] = by_name[cls.name]
+            continue
+        cat_ids[(cls.kind, cls.name)] = by_name[cls.name] = next_id
+        categories.append(_category(cls, next_id))
+        next_id += 1
+    categories.sort(key=lambda c: c["id"])
+
+    images, annotations = [], []
+    image_ids = _image_ids(draft.images)
+    ann_id = 1
+    for rec, iid in zip(draft.images, image_ids, strict=True):
+        img: dict[str, Any] = {"id": iid, "file_name": rec.path, "width": rec.width,
+                               "height": rec.height}
+        img.update({k: v for k, v in rec.metadata.items() if k not in _IMAGE_KEYS})
+        if rec.tags:
+            img["tags"] = list(rec.tags)
+        image_cats = []
+        for ann in rec.annotations:
+            if ann.is_category:
+                image_cats.append(cat_ids[("category", ann.label)])
+                continue
+            annotations.append(_coco_annotation(ann, ann_id, iid, cat_ids[("object", ann.label)]))
+            ann_id += 1
+        if image_cats:
+            img["category_ids"] = image_cats
+        images.append(img)
+    result.num_images = len(images)
+    result.num_annotations = len(annotations) + sum(len(i.get("category_ids", [])) for i in images)
+    coco = {**{k: v for k, v in draft.info.items() if k in ("info", "licenses")},
+            "images": images, "annotations": annotations, "categories": categories}
+    coco.setdefault("info", {"description": draft.source})
+    return coco, result
+
+
+def _image_ids(records: list[ImageRecord]) -> list[int]:
+    """Keep integer ids from the source when they are unique; else number from 1."""
+    ids = []
+    for r in records:
+        try:
+            ids.append(int(r.external_id))
+        except (TypeError, ValueError):
+            return list(range(1, len(records) + 1))
+    return ids if len(set(ids)) == len(ids) else list(range(1, len(records) + 1))
+
+
+def _category(cls: LabelClass, cid: int) -> dict[str, Any]:
+    cat: dict[str, Any] = {"id": cid, "name": cls.name,
+                           "supercategory": cls.supercategory or ""}
+    if cls.skeleton is not None:
+        cat["keypoints"] = list(cls.skeleton.keypoints)
+        cat["skeleton"] = [[a + 1, b + 1] for a, b in cls.skeleton.edges]
+        cat["flip_pairs"] = [list(p) for p in cls.skeleton.flip_pairs]
+    if cls.color:
+        cat["color"] = cls.color
+    return cat
+
+
+def _coco_annotation(ann: Annotation, ann_id: int, image_id: int, cat_id: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": ann_id, "image_id": image_id, "category_id": cat_id,
+                           "iscrowd": int(ann.iscrowd)}
+    bbox = ann.bbox
+    if ann.polygons:
+        out["segmentation"] = ann.polygons
+        if bbox is None:
+            bbox = polygon_bbox(ann.polygons)
+    elif ann.rle is not None:
+        out["segmentation"] = ann.rle
+        if bbox is None:
+            bbox = _rle_bbox(ann.rle)
+    if ann.keypoints is not None:
+        out["keypoints"] = ann.keypoints
+        out["num_keypoints"] = num_labeled(ann.keypoints)
+        if bbox is None:
+            bbox = keypoints_bbox(ann.keypoints) or (0.0, 0.0, 0.0, 0.0)
+    out["bbox"] = list(bbox) if bbox is not None else [0.0, 0.0, 0.0, 0.0]
+    out["area"] = ann.area if ann.area is not None else _area(ann, out["bbox"])
+    if ann.attributes:
+        out["attributes"] = ann.attributes
+    if ann.source == "model" or ann.confidence is not None:
+        out["score"] = ann.confidence if ann.confidence is not None else 1.0
+    return out
+
+
+def _area(ann: Annotation, bbox: list[float]) -> float:
+    if ann.polygons:
+        return sum(polygon_area(r) for r in ann.polygons)
+    if ann.rle is not None:
+        from pycocotools import mask
+
+        return float(mask.area(_compressed(ann.rle)))
+    return float(bbox[2] * bbox[3])
+
+
+def _rle_bbox(rle: dict) -> tuple[float, float, float, float]:
+    from pycocotools import mask
+
+    return tuple(float(v) for v in mask.toBbox(_compressed(rle)))
+
+
+def _compressed(rle: dict) -> dict:
+    from pycocotools import mask
+
+    if isinstance(rle["counts"], list):
+        h, w = rle["size"]
+        return mask.frPyObjects(rle, h, w)
+    return {"size": rle["size"], "counts": rle["counts"].encode()
+            if isinstance(rle["counts"], str) else rle["counts"]}
+
+
+def write_coco(draft: DatasetDraft, dest: Path, *, filename: str = FILENAME) -> WriteResult:
+    """Write ``dest/annotations.json``; images are placed under ``dest/images`` by the exporter."""
+    coco, result = draft_to_coco(draft)
+    path = Path(dest) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(coco))
+    result.files.append(path)
+    return result

@@ -1,0 +1,148 @@
+"""A workspace: the database, the blob store and the settings, opened together.
+
+``init(path)`` creates one; ``open_workspace(path)`` opens it and brings the database schema up
+to date. The methods here are the Python API; the CLI and the web server call the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from labelwise.config import DATABASE_FILE, Settings
+from labelwise.db import migrate
+from labelwise.db.engine import make_engine, make_sessionmaker
+from labelwise.errors import ConfigError, WorkspaceError
+from labelwise.storage import BlobStore, open_store
+
+MARKER = "labelwise.json"
+
+
+class Workspace:
+    """An open workspace. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.workspace.resolve()
+        self.engine: Engine = make_engine(settings.resolved_database_url)
+        migrate.upgrade(self.engine)
+        self._sessions = make_sessionmaker(self.engine)
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @cached_property
+    def store(self) -> BlobStore:
+        return open_store(self.settings.resolved_storage_url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        url = make_url(self.settings.resolved_database_url).render_as_string(hide_password=True)
+        return f"Workspace({str(self.path)!r}, database={url!r})"
+
+    # -- datasets -----------------------------------------------------------------------------
+    def import_dataset(self, fmt: str, source: str | Path, **options: Any):
+        """Import a dataset file or folder; see ``labelwise.io.formats`` for formats/options."""
+        from labelwise.io.service import import_dataset
+
+        return import_dataset(self, fmt, source, **options)
+
+    def export_dataset(self, dataset: str, fmt: str, dest: str | Path, **options: Any):
+        """Export a dataset (or one split) to ``dest`` in ``fmt``."""
+        from labelwise.io.service import export_dataset
+
+        return export_dataset(self, dataset, fmt, dest, **options)
+
+    def datasets(self) -> list[dict[str, Any]]:
+        from labelwise.db import queries
+
+        with self.session() as s:
+            return queries.list_datasets(s)
+
+    def dataset_summary(self, dataset: str) -> dict[str, Any]:
+        from labelwise.db import queries
+
+        with self.session() as s:
+            return queries.dataset_summary(s, queries.get_dataset(s, dataset))
+
+    def list_assets(self, dataset: str, **options: Any) -> dict[str, Any]:
+        """One page of assets: ``{"items": [...], "next_cursor": str | None}``."""
+        from labelwise.db import queries
+
+        with self.session() as s:
+            return queries.list_assets(s, queries.get_dataset(s, dataset).id, **options)
+
+
+def _read_marker(path: Path) -> dict[str, Any]:
+    marker = path / MARKER
+    if not marker.exists():
+        return {}
+    try:
+        return json.loads(marker.read_text())
+    except (json.JSONDecodeError, OSError) as err:
+        raise WorkspaceError(f"{marker}: cannot read the workspace file ({err}); fix or delete it")
+
+
+def open_workspace(path: str | Path | None = None, **overrides: Any) -> Workspace:
+    """Open an existing workspace. Settings: arguments, then LABELWISE_* env, then the marker."""
+    settings = Settings(**({"workspace": Path(path)} if path is not None else {}), **overrides)
+    root = settings.workspace
+    marker = _read_marker(root)
+    if not marker and not (root / DATABASE_FILE).exists():
+        raise WorkspaceError(
+            f"no labelwise workspace at {root.resolve()}; create one with `labelwise init {root}` "
+            "or point LABELWISE_WORKSPACE at an existing one"
+        )
+    for key in ("database_url", "storage_url"):
+        if getattr(settings, key) is None and marker.get(key):
+            setattr(settings, key, marker[key])
+    return Workspace(settings)
+
+
+def init(
+    path: str | Path = ".",
+    *,
+    database_url: str | None = None,
+    storage_url: str | None = None,
+) -> Workspace:
+    """Create (or re-open) a workspace folder with its database and blob store."""
+    root = Path(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WorkspaceError(f"cannot create workspace folder {root}: {err.strerror}") from err
+    settings = Settings(workspace=root, database_url=database_url, storage_url=storage_url)
+    marker: dict[str, Any] = {"format": 1}
+    for key in ("database_url", "storage_url"):
+        value = getattr(settings, key)
+        if value is None:
+            continue
+        if key == "database_url" and make_url(value).password:
+            raise ConfigError(
+                "a database URL with a password is not written to the workspace file; "
+                "set LABELWISE_DATABASE_URL in the environment instead"
+            )
+        marker[key] = value
+    ws = Workspace(settings)
+    (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    ws.store  # noqa: B018 - creates the blob folder
+    return ws
