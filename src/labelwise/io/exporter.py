@@ -59,11 +59,9 @@ def load_draft(ws: Workspace, dataset: str, *, split: str | None = None) -> Data
     return _load(ws, dataset, split)[0]
 
 
-def _load(
-    ws: Workspace, dataset: str, split: str | None
-) -> tuple[DatasetDraft, dict[str, tuple[str, str]]]:
-    """The draft plus each image path's (content hash, stored format)."""
-    blobs: dict[str, tuple[str, str]] = {}
+def _load(ws: Workspace, dataset: str, split: str | None) -> tuple[DatasetDraft, list[str]]:
+    """The draft plus each image's blob key, in the order of ``draft.images``."""
+    blobs: list[str] = []
     with ws.session() as s:
         ds = queries.get_dataset(s, dataset)
         split_row = queries.get_split(s, ds, split) if split else None
@@ -86,7 +84,7 @@ def _load(
             records[aid] = ImageRecord(
                 path=path, width=w, height=h, metadata=meta or {}, external_id=ext
             )
-            blobs[path] = (chash, fmt)
+            blobs.append(image_key(chash, fmt))
         tq = select(AssetTagRow.asset_id, AssetTagRow.tag).where(
             AssetTagRow.dataset_id == ds.id
         ).order_by(AssetTagRow.asset_id, AssetTagRow.tag)
@@ -139,12 +137,14 @@ def export_draft(
 ) -> ExportReport:
     t0 = time.perf_counter()
     notify = progress or (lambda *_: None)
-    draft, hashes = _load(ws, dataset, split)
+    draft, keys = _load(ws, dataset, split)
     dest.mkdir(parents=True, exist_ok=True)
+    manifest = {r.path: k for r, k in zip(draft.images, keys, strict=True)}
     result: WriteResult = spec.write(draft, dest, **options)
     if copy_images:
-        _copy_images(ws, draft, hashes, dest / spec.images_dir(options), notify)
-    export_id = _snapshot(ws, dataset, split, spec.name, dest, result, hashes, options)
+        # Writers may have moved records (class folders put each image under its class).
+        _copy_images(ws, draft, keys, dest / spec.images_dir(options), notify)
+    export_id = _snapshot(ws, dataset, split, spec.name, dest, result, manifest, options)
     return ExportReport(
         dataset=dataset, format=spec.name, dest=str(dest), export_id=export_id,
         num_images=result.num_images, num_annotations=result.num_annotations,
@@ -154,15 +154,12 @@ def export_draft(
 
 
 def _copy_images(
-    ws: Workspace, draft: DatasetDraft, hashes: dict[str, tuple[str, str]], root: Path,
-    notify: Progress,
+    ws: Workspace, draft: DatasetDraft, keys: list[str], root: Path, notify: Progress
 ) -> None:
     """Put each image at ``root / path``: a hard link when the store is local, else a copy."""
     total = len(draft.images)
     made: set[Path] = set()
-    for i, rec in enumerate(draft.images, 1):
-        chash, fmt = hashes[rec.path]
-        key = image_key(chash, fmt)
+    for i, (rec, key) in enumerate(zip(draft.images, keys, strict=True), 1):
         target = root / rec.path
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,14 +180,13 @@ def _copy_images(
 
 def _snapshot(
     ws: Workspace, dataset: str, split: str | None, fmt: str, dest: Path, result: WriteResult,
-    hashes: dict[str, tuple[str, str]], options: dict[str, Any],
+    manifest: dict[str, str], options: dict[str, Any],
 ) -> int:
     """Zip the written annotation files and the image manifest into the blob store."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for path in result.files:
             zf.write(path, arcname=str(Path(path).relative_to(dest)))
-        manifest = {p: {"sha256": h, "format": f} for p, (h, f) in hashes.items()}
         zf.writestr("manifest.json", orjson.dumps(manifest))
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
