@@ -1,0 +1,77 @@
+"""Console output shared by the commands: errors without tracebacks, progress bars, tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from labelwise.errors import LabelwiseError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(err: LabelwiseError) -> None:
+    """Print a labelwise error as advice (no traceback) and exit with its code."""
+    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, markup=True)
+    shown = err.problems[:20]
+    for p in shown:
+        err_console.print(f"  - {p}", highlight=False, markup=False)
+    if len(err.problems) > len(shown):
+        err_console.print(f"  ... and {len(err.problems) - len(shown)} more", highlight=False)
+    raise SystemExit(err.exit_code)
+
+
+@contextmanager
+def progress_bars() -> Iterator:
+    """Yield a ``progress(stage, done, total)`` callback drawing one Rich bar per stage."""
+    with Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    ) as bars:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+class LabelwiseTyper(typer.Typer):
+    """Typer that turns LabelwiseError into a clean message and the error's exit code."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except LabelwiseError as err:
+            fail(err)
+
+
+def workspace_option() -> Path | None:
+    return typer.Option(
+        None, "--workspace", "-w", envvar="LABELWISE_WORKSPACE",
+        help="Workspace folder (default: the current folder).", show_default=False,
+    )
