@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,10 +29,10 @@ err_console = Console(stderr=True)
 
 def fail(err: LabelwiseError) -> None:
     """Print a labelwise error as advice (no traceback) and exit with its code."""
-    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
     shown = err.problems[:20]
     for p in shown:
-        err_console.print(f"  - {p}", highlight=False, markup=False)
+        err_console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
     if len(err.problems) > len(shown):
         err_console.print(f"  ... and {len(err.problems) - len(shown)} more", highlight=False)
     raise SystemExit(err.exit_code)
@@ -60,14 +62,20 @@ def progress_bars() -> Iterator:
         yield update
 
 
-class LabelwiseTyper(typer.Typer):
-    """Typer that turns LabelwiseError into a clean message and the error's exit code."""
+class LabelwiseGroup(TyperGroup):
+    """Turns a LabelwiseError from any command into a clean message and its exit code."""
 
-    def __call__(self, *args, **kwargs):
+    def invoke(self, ctx):
         try:
-            return super().__call__(*args, **kwargs)
+            return super().invoke(ctx)
         except LabelwiseError as err:
             fail(err)
+
+
+class LabelwiseTyper(typer.Typer):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("cls", LabelwiseGroup)
+        super().__init__(**kwargs)
 
 
 def workspace_option() -> Path | None:

@@ -44,7 +44,7 @@ def create(
             by_path = dict(
                 s.execute(
                     select(AssetRow.path, AssetRow.id).where(AssetRow.dataset_id == ds.id)
-                ).tuples()
+                )
             )
             missing = [p for p in wanted if p not in by_path]
             if missing:

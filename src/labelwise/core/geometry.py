@@ -8,7 +8,8 @@ flat triplets ``[x, y, v, ...]`` with visibility ``v`` 0 (not labeled), 1 (label
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 BBox = tuple[float, float, float, float]
 
@@ -23,14 +24,24 @@ def bbox_problem(bbox: Sequence[float], width: int, height: int) -> str | None:
         return f"bbox must have 4 numbers [x, y, width, height], got {len(bbox)}"
     x, y, w, h = bbox
     if not all(_finite(v) for v in bbox):
-        return f"bbox {list(bbox)} has a value that is not a finite number"
+        return f"bbox {list(bbox)} has a value that is not a finite number; fix the box"
     if w <= 0 or h <= 0:
-        return f"bbox {list(bbox)} has a non-positive size (width {w}, height {h})"
+        return (
+            f"bbox {list(bbox)} has a non-positive size (width {w:g}, height {h:g}); boxes are "
+            "[x, y, width, height] with width and height > 0: fix or remove the box"
+        )
     t = EDGE_TOLERANCE
     if x < -t or y < -t or x + w > width + t or y + h > height + t:
         return (
             f"bbox {list(bbox)} lies outside the {width}x{height} image "
-            f"(right edge {x + w:g}, bottom edge {y + h:g})"
+            f"(right edge {x + w:g}, bottom edge {y + h:g}); fix the box, or the image's "
+            "declared width/height if the image was resized"
+        )
+    _, _, cw, ch = clip_bbox(bbox, width, height)
+    if cw <= 0 or ch <= 0:
+        return (
+            f"bbox {list(bbox)} has no area inside the {width}x{height} image (it only touches "
+            "the edge); fix or remove the box"
         )
     return None
 
@@ -49,11 +60,14 @@ def polygon_problem(ring: Sequence[float], width: int, height: int) -> str | Non
     if n < 6 or n % 2:
         return f"polygon needs at least 3 points as [x1, y1, x2, y2, ...], got {n} numbers"
     if not all(_finite(v) for v in ring):
-        return "polygon has a value that is not a finite number"
+        return "polygon has a value that is not a finite number; fix the polygon"
     t = EDGE_TOLERANCE
     xs, ys = ring[0::2], ring[1::2]
     if min(xs) < -t or min(ys) < -t or max(xs) > width + t or max(ys) > height + t:
-        return f"polygon lies outside the {width}x{height} image"
+        return (
+            f"polygon spans x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g}, outside the "
+            f"{width}x{height} image; fix the polygon's points"
+        )
     return None
 
 
@@ -86,14 +100,17 @@ def keypoints_problem(
             f"[x, y, visibility, ...] for this skeleton, got {len(keypoints)}"
         )
     if not all(_finite(v) for v in keypoints):
-        return "keypoints have a value that is not a finite number"
+        return "keypoints have a value that is not a finite number; fix the keypoints"
     t = EDGE_TOLERANCE
     for i in range(num_points):
         x, y, v = keypoints[3 * i : 3 * i + 3]
         if v not in (0, 1, 2):
             return f"keypoint {i} has visibility {v:g}; it must be 0, 1 or 2"
         if v > 0 and (x < -t or y < -t or x > width + t or y > height + t):
-            return f"keypoint {i} at ({x:g}, {y:g}) lies outside the {width}x{height} image"
+            return (
+                f"keypoint {i} at ({x:g}, {y:g}) lies outside the {width}x{height} image; fix it "
+                "or set its visibility to 0 (not labeled)"
+            )
     return None
 
 
@@ -111,6 +128,95 @@ def keypoints_bbox(keypoints: Sequence[float]) -> BBox | None:
 def num_labeled(keypoints: Sequence[float]) -> int:
     """COCO's num_keypoints: how many points have visibility > 0."""
     return sum(1 for i in range(2, len(keypoints), 3) if keypoints[i] > 0)
+
+
+def rle_counts(rle: Mapping[str, Any]) -> list[int]:
+    """Run lengths of a COCO RLE mask, from either form of ``counts``.
+
+    ``counts`` is a list of ints (uncompressed RLE) or COCO's compressed string. Runs alternate
+    0s and 1s, start with 0s and go down the columns (Fortran order). Raises ValueError when
+    ``counts`` is neither, holds a negative run, or the string is not valid COCO encoding.
+
+    >>> rle_counts({"size": [2, 2], "counts": "13"})
+    [1, 3]
+    """
+    counts = rle.get("counts") if isinstance(rle, Mapping) else None
+    if isinstance(counts, str):
+        runs = _decode_rle_string(counts)
+    elif isinstance(counts, (list, tuple)) and all(
+        isinstance(c, int) and not isinstance(c, bool) for c in counts
+    ):
+        runs = list(counts)
+    else:
+        raise ValueError("RLE 'counts' must be a list of run lengths or a COCO-compressed string")
+    if any(c < 0 for c in runs):
+        raise ValueError("RLE 'counts' has a negative run length")
+    return runs
+
+
+def _decode_rle_string(s: str) -> list[int]:
+    """COCO's compressed counts: 5-bit groups with a continue bit, deltas from the 4th run on."""
+    runs: list[int] = []
+    p, n = 0, len(s)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n or k > 12:
+                raise ValueError("RLE 'counts' string ends in the middle of a number")
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"RLE 'counts' string has an invalid character {s[p]!r}")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+    return runs
+
+
+def rle_problem(rle: object, width: int, height: int) -> str | None:
+    """Return why a COCO RLE mask (``{"size": [h, w], "counts": ...}``) is unacceptable, or None."""
+    if not isinstance(rle, Mapping):
+        return "RLE segmentation must be an object with 'size' and 'counts'"
+    size = rle.get("size")
+    if not isinstance(size, (list, tuple)) or [*size] != [height, width]:
+        return f"RLE mask size {size!r:.40} does not match the image's [height, width] {[height, width]}"
+    try:
+        runs = rle_counts(rle)
+    except ValueError as err:
+        return str(err)
+    if sum(runs) != width * height:
+        return (f"RLE runs cover {sum(runs)} pixels but the mask is {height}x{width} = "
+                f"{width * height}; the mask does not belong to this image size")
+    return None
+
+
+def rle_area(runs: Sequence[int]) -> int:
+    """Pixels set in a mask given its run lengths (the odd-indexed runs are 1s)."""
+    return sum(runs[1::2])
+
+
+def rle_bbox(runs: Sequence[int], height: int) -> BBox | None:
+    """Bounding box ``(x, y, w, h)`` of the set pixels of a column-major RLE, or None if empty."""
+    x0 = y0 = x1 = y1 = None
+    pos = 0
+    for i, run in enumerate(runs):
+        if i % 2 and run > 0:
+            first, last = pos, pos + run - 1
+            cx0, cx1 = first // height, last // height
+            ry0, ry1 = (first % height, last % height) if cx0 == cx1 else (0, height - 1)
+            x0 = cx0 if x0 is None else min(x0, cx0)
+            x1 = cx1 if x1 is None else max(x1, cx1)
+            y0 = ry0 if y0 is None else min(y0, ry0)
+            y1 = ry1 if y1 is None else max(y1, ry1)
+        pos += run
+    if x0 is None:
+        return None
+    return (float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1))
 
 
 def _finite(v: object) -> bool:

@@ -35,7 +35,10 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        last_id = int(base64.urlsafe_b64decode(padded.encode()).decode())
+        if not 0 <= last_id < 2**63:  # ids are 64-bit; larger numbers overflow the driver
+            raise ValueError(last_id)
+        return last_id
     except (ValueError, UnicodeDecodeError) as err:
         raise LabelwiseError(
             f"invalid cursor {cursor!r}; pass the next_cursor of the previous page"
@@ -83,11 +86,16 @@ def dataset_public(row: DatasetRow, *, num_assets: int | None = None) -> dict[st
     }
 
 
+def count_datasets(session: Session) -> int:
+    """How many datasets the workspace holds (one cheap query: also a database liveness check)."""
+    return session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+
+
 def list_datasets(session: Session) -> list[dict[str, Any]]:
     counts = dict(
         session.execute(
             select(AssetRow.dataset_id, func.count()).group_by(AssetRow.dataset_id)
-        ).tuples()
+        ).all()
     )
     rows = session.scalars(select(DatasetRow).order_by(DatasetRow.id)).all()
     return [dataset_public(r, num_assets=counts.get(r.id, 0)) for r in rows]
@@ -113,7 +121,7 @@ def dataset_summary(session: Session, ds: DatasetRow) -> dict[str, Any]:
             select(AnnotationRow.class_id, func.count())
             .where(AnnotationRow.dataset_id == ds.id)
             .group_by(AnnotationRow.class_id)
-        ).tuples()
+        ).all()
     )
     splits = session.execute(
         select(SplitRow.name, func.count(SplitAssetRow.asset_id))
@@ -229,7 +237,7 @@ def annotation_public(row: AnnotationRow, class_name: str) -> dict[str, Any]:
 
 
 def asset_annotations(session: Session, asset: AssetRow) -> list[dict[str, Any]]:
-    names = dict(session.execute(select(LabelClassRow.id, LabelClassRow.name)).tuples())
+    names = dict(session.execute(select(LabelClassRow.id, LabelClassRow.name)).all())
     rows = session.scalars(
         select(AnnotationRow).where(AnnotationRow.asset_id == asset.id).order_by(AnnotationRow.id)
     ).all()

@@ -13,6 +13,7 @@ Writing: ``write_coco(draft, dest)`` writes ``dest/annotations.json`` that pycoc
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ from typing import Any
 import orjson
 
 from labelwise.core.annotations import Annotation, DatasetDraft, ImageRecord
-from labelwise.core.geometry import keypoints_bbox, num_labeled, polygon_area, polygon_bbox
+from labelwise.core.geometry import (
+    keypoints_bbox,
+    num_labeled,
+    polygon_area,
+    polygon_bbox,
+    rle_area,
+    rle_bbox,
+    rle_counts,
+    rle_problem,
+)
 from labelwise.core.schema import LabelClass, LabelSchema, Skeleton, flip_pairs_by_name
 from labelwise.errors import FormatError, ImportValidationError
 from labelwise.io.formats import WriteResult
@@ -28,6 +38,8 @@ from labelwise.io.formats import WriteResult
 FILENAME = "annotations.json"
 _IMAGE_KEYS = {"id", "file_name", "width", "height", "category_ids", "tags"}
 _MAX_PROBLEMS = 1000
+_MAX_TEXT = 200  # longest name, id or tag the database keeps
+_MAX_ID = 2**63  # category ids are stored as 64-bit integers
 
 
 def read_coco(source: Path, *, images: Path | None = None) -> DatasetDraft:
@@ -36,19 +48,34 @@ def read_coco(source: Path, *, images: Path | None = None) -> DatasetDraft:
     try:
         raw = source.read_bytes()
     except FileNotFoundError as err:
-        raise FormatError(f"{source}: file not found") from err
+        raise FormatError(f"{source}: file not found; check the path to the COCO JSON") from err
     except OSError as err:
-        raise FormatError(f"{source}: cannot read: {err.strerror}") from err
+        raise FormatError(f"{source}: cannot read: {err.strerror}; check the path") from err
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise FormatError(f"{source}: malformed JSON ({err}); fix the file and import again") from err
+    _refuse_nul(raw, source)
     del raw
     draft = coco_to_draft(data, source=str(source))
     if images is None:
         images = source.parent / "images" if (source.parent / "images").is_dir() else source.parent
     draft.images_root = Path(images)
     return draft
+
+
+def _refuse_nul(raw: bytes, source: Path) -> None:
+    """Refuse strings holding NUL (written as \\u0000): no database text column can keep them."""
+    at = raw.find(b"\\u0000")
+    while at >= 0:
+        backslashes = len(raw[:at]) - len(raw[:at].rstrip(b"\\"))
+        if backslashes % 2 == 0:  # not itself an escaped backslash followed by 'u0000'
+            line = raw.count(b"\n", 0, at) + 1
+            raise FormatError(
+                f"{source}: line {line}: a string holds a NUL character (\\u0000), which "
+                "cannot be stored; remove it from the file and import again"
+            )
+        at = raw.find(b"\\u0000", at + 1)
 
 
 def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
@@ -79,6 +106,13 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
         cid, name = cat.get("id"), cat.get("name")
         if not _is_int(cid) or not isinstance(name, str) or not name.strip():
             problem(f"{where}: needs an integer 'id' and a non-empty string 'name'")
+            continue
+        if not -_MAX_ID < cid < _MAX_ID:
+            problem(f"{where}: category id {cid} does not fit in 64 bits; renumber the categories")
+            continue
+        text_problem = _category_text_problem(cat)
+        if text_problem:
+            problem(f"{where} ({name[:40]!r}): {text_problem}")
             continue
         if cid in cats:
             problem(f"{where}: category id {cid} is used twice")
@@ -112,42 +146,52 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
 
     # Images.
     images: dict[Any, ImageRecord] = {}
+    usage: dict[int, set[str]] = defaultdict(set)  # category id -> kinds of label it is used for
     for i, img in enumerate(data["images"]):
         where = f"images[{i}]"
         if not isinstance(img, dict):
             problem(f"{where}: must be an object with 'id' and 'file_name'")
             continue
-        iid, fname = img.get("id"), img.get("file_name")
-        if iid is None or isinstance(iid, (dict, list, bool)) or not isinstance(fname, str) or not fname:
-            problem(f"{where}: needs an 'id' and a non-empty 'file_name'")
+        iid, fname = _id(img.get("id")), img.get("file_name")
+        if iid is None or not isinstance(fname, str) or not fname:
+            problem(f"{where}: needs an 'id' (a number or a string of at most {_MAX_TEXT} "
+                    "characters) and a non-empty 'file_name'")
             continue
-        w, h = img.get("width"), img.get("height")
-        if (w is not None and (not _is_int(w) or w <= 0)) or (
-            h is not None and (not _is_int(h) or h <= 0)
-        ):
-            problem(f"{where} ({fname}): width and height must be positive integers")
+        w, h = _size(img.get("width")), _size(img.get("height"))
+        if w is False or h is False:
+            problem(f"{where} ({fname}): width and height must be positive integers, got "
+                    f"{img.get('width')!r:.20} and {img.get('height')!r:.20}; fix or remove them")
             continue
         if iid in images:
             problem(f"{where} ({fname}): image id {iid!r} is used twice")
             continue
         meta = {k: v for k, v in img.items() if k not in _IMAGE_KEYS}
         tags = img.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            problem(f"{where} ({fname}): 'tags' must be a list of strings")
+        if not isinstance(tags, list) or not all(
+            isinstance(t, str) and 0 < len(t) <= _MAX_TEXT for t in tags
+        ):
+            problem(f"{where} ({fname}): 'tags' must be a list of non-empty strings of at most "
+                    f"{_MAX_TEXT} characters")
             tags = []
+        image_cats = img.get("category_ids") or []
+        if not isinstance(image_cats, list):
+            problem(f"{where} ({fname}): 'category_ids' must be a list of category ids, got "
+                    f"{type(image_cats).__name__}")
+            image_cats = []
         rec = ImageRecord(path=fname, width=w, height=h, metadata=meta, external_id=iid,
                           tags=list(tags), origin=f"{where} ({fname})")
-        for cid in img.get("category_ids") or []:
+        for cid in image_cats:
+            cid = _id(cid)
             if cid not in cats:
                 problem(f"{where} ({fname}): category_ids has {cid!r}, which is not in "
                         f"'categories' (known: {_id_range(cats)})")
                 continue
             rec.annotations.append(Annotation(label=cats[cid]["name"]))
+            usage[cid].add("category")
         images[iid] = rec
 
     # Annotations. Each dict is dropped as soon as it is converted: a million of them is ~1 GB.
     anns = data.pop("annotations", None) or []
-    usage: dict[int, set[str]] = defaultdict(set)
     for i in range(len(anns)):
         a = anns[i]
         anns[i] = None
@@ -157,14 +201,15 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
             continue
         if "id" in a:
             where += f" (id {a['id']})"
-        rec = images.get(a.get("image_id"))
+        rec = images.get(_id(a.get("image_id")))
         if rec is None:
-            problem(f"{where}: image_id {a.get('image_id')!r} is not in 'images'")
+            problem(f"{where}: image_id {a.get('image_id')!r:.40} is not in 'images'; fix the "
+                    "image_id or add the image")
             continue
         cid = a.get("category_id")
-        cat = cats.get(cid)
+        cat = cats.get(_id(cid))
         if cat is None:
-            problem(f"{where}: category_id {cid!r} is not in 'categories' (known: "
+            problem(f"{where}: category_id {cid!r:.40} is not in 'categories' (known: "
                     f"{_id_range(cats)}); fix the file or add the category")
             continue
         ann, err = _annotation(a, cat)
@@ -203,6 +248,12 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
 
 
 def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
+    """One COCO annotation as an Annotation, or the reason it cannot be one.
+
+    Only the structure is checked here; geometry against the image is the importer's job. A
+    box missing from a polygon, mask or keypoints annotation is derived from them, as COCO
+    writers (ours included) always write one.
+    """
     name = cat["name"]
     bbox = a.get("bbox")
     seg = a.get("segmentation")
@@ -212,11 +263,13 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_num(v) for v in bbox):
             return None, f"bbox must be [x, y, width, height] numbers, got {bbox!r:.80}"
         bbox = (bbox[0], bbox[1], bbox[2], bbox[3])
+        if bbox == (0, 0, 0, 0) and (seg or kps is not None):
+            bbox = None  # the placeholder writers put on annotations without a box
     if seg:
         if isinstance(seg, dict):
-            if not isinstance(seg.get("size"), list) or "counts" not in seg:
-                return None, "RLE segmentation needs 'size' [height, width] and 'counts'"
-            rle = {"size": seg["size"], "counts": seg["counts"]}
+            rle, err = _rle(seg)
+            if err:
+                return None, err
         elif isinstance(seg, list) and all(
             isinstance(r, list) and all(_is_num(v) for v in r) for r in seg
         ):
@@ -231,23 +284,86 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
             return None, "keypoints must be a flat list of numbers [x, y, v, ...]"
         if len(kps) != 3 * len(skeleton):
             return None, (f"keypoints has {len(kps)} numbers but category {name!r} has "
-                          f"{len(skeleton)} points (expected {3 * len(skeleton)})")
-        if bbox is None:
-            bbox = keypoints_bbox(kps)
+                          f"{len(skeleton)} points (expected {3 * len(skeleton)}); give "
+                          "[x, y, visibility] for every point, in the category's order")
+    if bbox is None:
+        bbox = _derived_bbox(polygons, rle, kps)
     attrs = a.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
         return None, "'attributes' must be an object"
     score = a.get("score")
     if score is not None and not _is_num(score):
-        return None, f"score must be a number, got {score!r}"
+        return None, f"score must be a number, got {score!r:.40}"
+    iscrowd = a.get("iscrowd", 0)
+    if iscrowd not in (0, 1):  # also admits False/True
+        return None, f"iscrowd must be 0 or 1, got {iscrowd!r:.40}"
     area = a.get("area")
+    if area is not None and not (_is_num(area) and 0 <= area < math.inf):
+        return None, f"area must be a number >= 0, got {area!r:.40}; fix it or leave it out"
     return Annotation(
         label=name, bbox=bbox, polygons=polygons, rle=rle, keypoints=kps,
-        attributes=attrs or None, iscrowd=bool(a.get("iscrowd", 0)),
-        area=float(area) if _is_num(area) else None,
+        attributes=attrs or None, iscrowd=bool(iscrowd),
+        area=None if area is None else float(area),
         source="model" if score is not None else "human",
         confidence=float(score) if score is not None else None,
     ), None
+
+
+def _rle(seg: dict) -> tuple[dict | None, str | None]:
+    """An RLE segmentation checked against its own ``size`` (the image is checked later)."""
+    size = seg.get("size")
+    if (
+        not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and v > 0 for v in size)
+        or "counts" not in seg
+    ):
+        return None, "RLE segmentation needs 'size' [height, width] and 'counts'"
+    rle = {"size": list(size), "counts": seg["counts"]}
+    err = rle_problem(rle, size[1], size[0])
+    return (None, f"RLE segmentation: {err}") if err else (rle, None)
+
+
+def _derived_bbox(
+    polygons: list | None, rle: dict | None, kps: list | None
+) -> tuple[float, float, float, float] | None:
+    """The box a polygon, mask or keypoint set spans; None if it spans none or is malformed."""
+    if polygons and all(len(r) >= 6 and len(r) % 2 == 0 for r in polygons):
+        return polygon_bbox(polygons)
+    if rle is not None:
+        return rle_bbox(rle_counts(rle), rle["size"][0])
+    if kps is not None:
+        return keypoints_bbox(kps)
+    return None
+
+
+def _category_text_problem(cat: dict) -> str | None:
+    """Names, supercategory and color must be strings a database column can hold."""
+    if len(cat["name"]) > _MAX_TEXT:
+        return f"name is longer than {_MAX_TEXT} characters; shorten it"
+    sup = cat.get("supercategory")
+    if sup is not None and not (isinstance(sup, str) and len(sup) <= _MAX_TEXT):
+        return f"'supercategory' must be a string of at most {_MAX_TEXT} characters"
+    color = cat.get("color")
+    if color is not None and not (isinstance(color, str) and len(color) <= 16):
+        return "'color' must be a CSS color string such as '#E69F00'"
+    return None
+
+
+def _id(v: Any) -> int | float | str | None:
+    """A usable image or category id (a number or a short string), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None
+    if isinstance(v, str) and not 0 < len(v) <= _MAX_TEXT:
+        return None
+    return v
+
+
+def _size(v: Any) -> int | None | bool:
+    """A declared width/height: None when absent, False when invalid. 640.0 counts as 640."""
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if _is_int(v) and v > 0 else False
 
 
 def _is_int(v: Any) -> bool:
@@ -262,7 +378,7 @@ def _id_range(cats: dict[int, Any]) -> str:
     if not cats:
         return "none"
     ids = sorted(cats)
-    if ids == list(range(ids[0], ids[-1] + 1)):
+    if ids[-1] - ids[0] + 1 == len(ids):  # contiguous (ids are unique)
         return f"{ids[0]}-{ids[-1]}"
     return ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
 
@@ -379,26 +495,12 @@ def _area(ann: Annotation, bbox: list[float]) -> float:
     if ann.polygons:
         return sum(polygon_area(r) for r in ann.polygons)
     if ann.rle is not None:
-        from pycocotools import mask
-
-        return float(mask.area(_compressed(ann.rle)))
+        return float(rle_area(rle_counts(ann.rle)))
     return float(bbox[2] * bbox[3])
 
 
 def _rle_bbox(rle: dict) -> tuple[float, float, float, float]:
-    from pycocotools import mask
-
-    return tuple(float(v) for v in mask.toBbox(_compressed(rle)))
-
-
-def _compressed(rle: dict) -> dict:
-    from pycocotools import mask
-
-    if isinstance(rle["counts"], list):
-        h, w = rle["size"]
-        return mask.frPyObjects(rle, h, w)
-    return {"size": rle["size"], "counts": rle["counts"].encode()
-            if isinstance(rle["counts"], str) else rle["counts"]}
+    return rle_bbox(rle_counts(rle), rle["size"][0]) or (0.0, 0.0, 0.0, 0.0)
 
 
 def write_coco(draft: DatasetDraft, dest: Path, *, filename: str = FILENAME) -> WriteResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
@@ -13,9 +14,10 @@ from PIL import Image, UnidentifiedImageError
 from labelwise.errors import ImageError
 
 #: Formats we store and serve (Pillow's names).
-SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff", "GIF": "gif"}
+# MPO is what Pillow calls a camera JPEG with an embedded preview: stored as the JPEG it is.
+_EXT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff", "GIF": "gif"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +41,14 @@ def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True)
     """
     if not data:
         raise ImageError(f"{name}: the file is empty; replace it with the real image")
+    _follow_pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(BytesIO(data))
             width, height = im.size
             if width * height > max_pixels:
-                raise ImageError(
-                    f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-                    f"{max_pixels:,} (a decompression bomb?); shrink the image or raise "
-                    "LABELWISE_MAX_IMAGE_PIXELS"
-                )
+                raise _bomb(name, f"{width}x{height} = {width * height:,} pixels", max_pixels)
             fmt = im.format
             if fmt not in SUPPORTED_FORMATS:
                 raise ImageError(
@@ -64,10 +63,17 @@ def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True)
             f"{name}: not an image file Pillow can read; remove it or replace it with a "
             "JPEG/PNG/WebP"
         ) from err
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        # Pillow's own guard fired first (on open, or for a frame while decoding).
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        what = f"{int(claimed[1]):,} pixels" if claimed else "its size"
+        raise _bomb(name, what, max_pixels) from err
+    except MemoryError as err:
+        raise _bomb(name, "decoding it ran out of memory", max_pixels) from err
+    except Exception as err:  # noqa: BLE001 - decoders raise many types on hostile bytes
         raise ImageError(
-            f"{name}: the image is corrupt or truncated ({err}); re-export or re-download it"
+            f"{name}: the image is corrupt or truncated ({type(err).__name__}: {err}); "
+            "re-export or re-download it"
         ) from err
     return ImageInfo(
         content_hash=hashlib.sha256(data).hexdigest(),
@@ -76,6 +82,25 @@ def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True)
         format=_EXT[fmt],
         size_bytes=len(data),
     )
+
+
+def _bomb(name: str, what: str, max_pixels: int) -> ImageError:
+    return ImageError(
+        f"{name}: {what} exceeds the limit of {max_pixels:,} pixels (a decompression bomb?); "
+        "shrink the image or raise LABELWISE_MAX_IMAGE_PIXELS"
+    )
+
+
+def _follow_pixel_limit(max_pixels: int) -> None:
+    """Let our limit, not Pillow's global one, decide: raise Pillow's when ours is higher.
+
+    Pillow refuses images over twice ``Image.MAX_IMAGE_PIXELS`` on open and warns above it;
+    left alone it would refuse images the configured limit allows. It only ever grows, so
+    concurrent probes with different limits stay safe: ours is checked right after open.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def probe_file(path: Path, *, name: str, max_pixels: int, verify: bool = True) -> ImageInfo:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labelwise.core.annotations import Annotation, DatasetDraft, ImageRecord
 from labelwise.core.geometry import (
@@ -27,6 +27,7 @@ from labelwise.core.geometry import (
     clip_bbox,
     keypoints_problem,
     polygon_problem,
+    rle_problem,
 )
 from labelwise.core.schema import LabelClass, default_color
 from labelwise.db.bulk import bulk_insert
@@ -44,8 +45,8 @@ from labelwise.db.models import (
 from labelwise.errors import ConflictError, ImportValidationError, LabelwiseError
 from labelwise.io.fingerprint import annotation_fingerprint
 from labelwise.io.images import ImageInfo, probe_bytes
-from labelwise.io.paths import normalize_relpath, resolve_inside
-from labelwise.storage import image_key
+from labelwise.io.paths import PathResolver, normalize_relpath
+from labelwise.storage import BlobStore, image_key
 
 if TYPE_CHECKING:
     from labelwise.workspace import Workspace
@@ -137,11 +138,12 @@ def _check_images(
     problems: list[str] = []
     seen: dict[str, str] = {}
     jobs: list[tuple[ImageRecord, str, Path]] = []
+    resolver = PathResolver(root)
     for rec in draft.images:
         where = rec.origin or rec.path
         try:
             rel = normalize_relpath(rec.path)
-            real = resolve_inside(root, rel)
+            real = resolver.resolve(rel)
         except LabelwiseError as err:
             problems.append(f"{src}: {where}: {err}")
             continue
@@ -159,58 +161,73 @@ def _check_images(
             problems=problems,
         )
 
-    max_pixels = ws.settings.max_image_pixels
+    # Chunks, not one future per file: a future costs more than probing a small image.
+    chunks = [jobs[i : i + 256] for i in range(0, len(jobs), 256)]
+    settings = ws.settings
+    args = (settings.max_image_pixels, verify)
     store = ws.store
-
-    def work(job: tuple[ImageRecord, str, Path]) -> tuple[ImageInfo | None, str | None, bool]:
-        rec, rel, real = job
-        try:
-            data = real.read_bytes()
-        except FileNotFoundError:
-            return None, f"{rel}: file not found at {real}; check the images folder", False
-        except IsADirectoryError:
-            return None, f"{rel}: {real} is a folder, not an image file", False
-        except OSError as err:
-            return None, f"{rel}: cannot read {real}: {err.strerror}", False
-        try:
-            info = probe_bytes(data, name=rel, max_pixels=max_pixels, verify=verify)
-        except LabelwiseError as err:
-            return None, str(err), False
-        key = image_key(info.content_hash, info.format)
-        if store.exists(key):
-            return info, None, False
-        store.put_bytes(key, data)
-        return info, None, True
-
+    # Threads: reading, hashing and writing files release the GIL. (Worker processes were
+    # measured too and were no faster: per-file cost here is the file system's.)
+    pool = ThreadPoolExecutor(max_workers=settings.import_workers)
+    results = pool.map(
+        lambda c: [_check_one(rel, real, store, *args) for _rec, rel, real in c], chunks
+    )
     out: list[_Checked] = []
     total = len(jobs)
-    with ThreadPoolExecutor(max_workers=ws.settings.import_workers) as pool:
-        for i, ((rec, rel, _real), (info, problem, new)) in enumerate(
-            zip(jobs, pool.map(work, jobs, chunksize=64), strict=True), 1
-        ):
-            if new and info is not None:
-                written.append(image_key(info.content_hash, info.format))
-            if problem is not None:
-                if len(problems) < _MAX_PROBLEMS:
-                    problems.append(f"{src}: {rec.origin + ': ' if rec.origin else ''}{problem}")
-            elif info is not None:
-                if (rec.width and rec.width != info.width) or (
-                    rec.height and rec.height != info.height
-                ):
-                    problems.append(
-                        f"{src}: {rec.origin or rel}: declared size {rec.width}x{rec.height} "
-                        f"but the file {rel} is {info.width}x{info.height}; fix width/height in "
-                        "the annotation file (or the image was rotated or resized after labeling)"
-                    )
-                out.append(_Checked(rec, rel, info))
-            if i % 512 == 0 or i == total:
-                notify("images", i, total)
+    done = 0
+    with pool:
+        for chunk, chunk_results in zip(chunks, results, strict=True):
+            for (rec, rel, _real), (info, problem, new_key) in zip(
+                chunk, chunk_results, strict=True
+            ):
+                if new_key is not None:
+                    written.append(new_key)
+                if problem is not None:
+                    if len(problems) < _MAX_PROBLEMS:
+                        problems.append(f"{src}: {rec.origin + ': ' if rec.origin else ''}{problem}")
+                elif info is not None:
+                    if (rec.width and rec.width != info.width) or (
+                        rec.height and rec.height != info.height
+                    ):
+                        problems.append(
+                            f"{src}: {rec.origin or rel}: declared size {rec.width}x{rec.height} "
+                            f"but the file {rel} is {info.width}x{info.height}; fix width/height "
+                            "in the annotation file (or the image was rotated or resized after "
+                            "labeling)"
+                        )
+                    out.append(_Checked(rec, rel, info))
+            done += len(chunk)
+            notify("images", done, total)
     if problems:
         raise ImportValidationError(
             f"{src}: {len(problems)} problem(s) with image files; nothing was imported",
             problems=problems,
         )
     return out
+
+
+def _check_one(
+    rel: str, real: Path | str, store: BlobStore, max_pixels: int, verify: bool
+) -> tuple[ImageInfo | None, str | None, str | None]:
+    """Read, check and store one image: (info, problem, key of a newly written blob)."""
+    try:
+        with open(real, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None, f"{rel}: file not found at {real}; check the images folder", None
+    except IsADirectoryError:
+        return None, f"{rel}: {real} is a folder, not an image file", None
+    except OSError as err:
+        return None, f"{rel}: cannot read {real}: {err.strerror}", None
+    try:
+        info = probe_bytes(data, name=rel, max_pixels=max_pixels, verify=verify)
+    except LabelwiseError as err:
+        return None, str(err), None
+    key = image_key(info.content_hash, info.format)
+    if store.exists(key):
+        return info, None, None
+    store.put_bytes(key, data)
+    return info, None, key
 
 
 def _merge_schema(
@@ -287,24 +304,24 @@ def _check_annotations(
                     )
                 continue
             problem = None
-            if ann.bbox is not None:
-                problem = bbox_problem(ann.bbox, w, h)
-                if problem is None:
-                    ann.bbox = clip_bbox(ann.bbox, w, h)
-            if problem is None and ann.polygons is not None:
+            # Shapes first: a reader may have derived the box from them, and the user should
+            # hear about the points they wrote, not a box they did not.
+            if ann.polygons is not None:
                 if not ann.polygons:
                     problem = "segmentation has no polygon"
                 for ring in ann.polygons:
                     problem = problem or polygon_problem(ring, w, h)
             if problem is None and ann.rle is not None:
-                size = ann.rle.get("size") if isinstance(ann.rle, dict) else None
-                if size is None or list(size) != [h, w]:
-                    problem = f"RLE mask size {size} does not match the image's [height, width] {[h, w]}"
+                problem = rle_problem(ann.rle, w, h)
             if problem is None and ann.keypoints is not None:
                 if cls.skeleton is None:
                     problem = f"class {ann.label!r} has no skeleton, so it cannot carry keypoints"
                 else:
                     problem = keypoints_problem(ann.keypoints, len(cls.skeleton["keypoints"]), w, h)
+            if problem is None and ann.bbox is not None:
+                problem = bbox_problem(ann.bbox, w, h)
+                if problem is None:
+                    ann.bbox = clip_bbox(ann.bbox, w, h)
             if problem is None and ann.confidence is not None and not 0 <= ann.confidence <= 1:
                 problem = f"confidence {ann.confidence} must be between 0 and 1"
             if problem is not None and len(problems) < _MAX_PROBLEMS:
@@ -344,7 +361,7 @@ def _write(
     report.classes_added = new_classes
 
     # Assets: match by path; a path whose bytes changed is a conflict, never a silent overwrite.
-    paths = [c.path for c in checked]
+    paths = [c.path for c in checked] if existing_ds is not None else []
     existing: dict[str, tuple[int, str]] = {}
     for chunk in _chunks(paths, 5000):
         for aid, p, h in conn.execute(
@@ -366,6 +383,7 @@ def _write(
         )
     new_items = [c for c in checked if c.path not in existing]
     report.assets_existing = len(checked) - len(new_items)
+    last_id = conn.execute(select(func.max(AssetRow.id))).scalar() or 0
     report.assets_added = bulk_insert(
         conn,
         "assets",
@@ -380,13 +398,15 @@ def _write(
     )
     asset_ids: dict[str, int] = {p: v[0] for p, v in existing.items()}
     if new_items:
-        new_paths = [c.path for c in new_items]
-        for chunk in _chunks(new_paths, 5000):
-            for aid, p in conn.execute(
-                select(AssetRow.id, AssetRow.path).where(
-                    AssetRow.dataset_id == ds.id, AssetRow.path.in_(chunk)
-                )
-            ):
+        # Ids only grow, so this import's rows are the dataset's rows above the old maximum
+        # (one range scan instead of a lookup per path).
+        new_paths = {c.path for c in new_items}
+        for aid, p in conn.execute(
+            select(AssetRow.id, AssetRow.path).where(
+                AssetRow.dataset_id == ds.id, AssetRow.id > last_id
+            )
+        ):
+            if p in new_paths:
                 asset_ids[p] = aid
     notify("assets", len(checked), len(checked))
 
@@ -397,7 +417,7 @@ def _write(
         have_tags.update(
             conn.execute(
                 select(AssetTagRow.asset_id, AssetTagRow.tag).where(AssetTagRow.asset_id.in_(chunk))
-            ).tuples()
+            )
         )
     tag_rows = {
         (asset_ids[c.path], t)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import threading
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -14,8 +16,8 @@ from labelwise.errors import ConfigError, StorageError
 
 
 def image_key(content_hash: str, fmt: str) -> str:
-    """Where an image's bytes live: fanned out by hash so no folder grows huge."""
-    return f"images/{content_hash[:2]}/{content_hash[2:4]}/{content_hash}.{fmt.lower()}"
+    """Where an image's bytes live: 256 folders by the hash's first byte (as git does)."""
+    return f"images/{content_hash[:2]}/{content_hash}.{fmt.lower()}"
 
 
 class BlobStore(ABC):
@@ -56,20 +58,29 @@ class LocalBlobStore(BlobStore):
         self.root = Path(root).resolve()
         self.url = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root_str = str(self.root)
+        self._made: set[str] = set()
+        self._seq = itertools.count()
 
     def _path(self, key: str) -> Path:
         return self.root / self._check_key(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # Plain strings, a cached folder set and a cheap unique temp name: imports store
+        # hundreds of thousands of small files, where pathlib and mkstemp dominate.
+        path = os.path.join(self._root_str, self._check_key(key))
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        tmp = f"{folder}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(self._seq)}"
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "xb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
             raise
 
     def put_file(self, key: str, path: Path) -> None:
@@ -91,7 +102,7 @@ class LocalBlobStore(BlobStore):
             raise StorageError(f"blob {key!r} is missing from {self.root}") from err
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        return os.path.exists(os.path.join(self._root_str, self._check_key(key)))
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

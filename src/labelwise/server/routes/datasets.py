@@ -1,0 +1,34 @@
+"""``/api/datasets``: the datasets of the workspace and their summaries."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from labelwise.db import queries
+from labelwise.server.deps import DatasetId, SessionDep
+from labelwise.server.errors import error_responses
+from labelwise.server.schemas import DatasetPublic, DatasetSummary, Page
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=error_responses(503))
+
+
+@router.get(
+    "",
+    summary="List datasets",
+    description="Every dataset with its number of images, in creation order. One page: "
+    "next_cursor is null until datasets are many enough to need paging.",
+)
+def list_datasets(session: SessionDep) -> Page[DatasetPublic]:
+    items = [DatasetPublic.model_validate(d) for d in queries.list_datasets(session)]
+    return Page[DatasetPublic](items=items, next_cursor=None)
+
+
+@router.get(
+    "/{dataset_id}",
+    summary="Dataset summary",
+    description="The dataset with its classes (annotation count per class) and splits.",
+    responses=error_responses(404, 422),
+)
+def read_dataset(dataset_id: DatasetId, session: SessionDep) -> DatasetSummary:
+    ds = queries.get_dataset(session, dataset_id)
+    return DatasetSummary.model_validate(queries.dataset_summary(session, ds))

@@ -1,0 +1,155 @@
+"""Pydantic models at the API boundary: what every JSON response looks like.
+
+One model per boundary: ``*Public`` is what a client sees of a row, ``Page[T]`` is the envelope
+of every list, ``ErrorResponse`` the envelope of every failure. Routes build these explicitly
+from the dicts ``labelwise.db.queries`` returns, so a column added to a table never leaks out
+by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from labelwise.core.annotations import Source
+from labelwise.core.schema import ClassKind, Tool
+
+T = TypeVar("T")
+
+#: How many hex digits of the content hash version an image URL (64 bits: no collisions).
+URL_VERSION_DIGITS = 16
+
+
+class Schema(BaseModel):
+    """Base of every response model: unknown keys are dropped, never echoed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Page(Schema, Generic[T]):
+    """One page of a list. Pass ``next_cursor`` back as ``cursor`` to get the next page.
+
+    ``next_cursor`` is null on the last page. Lists are in id order and use keyset pagination,
+    so page 10,000 is as fast as page 1 and pages never skip or repeat an item.
+    """
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        default=None, description="Opaque cursor of the next page; null on the last page."
+    )
+
+
+class ErrorDetail(Schema):
+    type: str = Field(description="Error class, e.g. NotFoundError, RequestValidationError.")
+    message: str = Field(description="What happened and how to fix it.")
+    problems: list[str] = Field(default_factory=list, description="One line per problem.")
+
+
+class ErrorResponse(Schema):
+    """The body of every non-2xx JSON response."""
+
+    error: ErrorDetail
+
+
+class Health(Schema):
+    status: Literal["ok"] = "ok"
+    version: str
+    database: Literal["sqlite", "postgresql"]
+    datasets: int = Field(description="Number of datasets in the workspace.")
+
+
+class DatasetPublic(Schema):
+    id: int
+    name: str
+    description: str = ""
+    created_at: datetime | None = None
+    num_assets: int = Field(description="Number of images in the dataset.")
+
+
+class ClassPublic(Schema):
+    """A label class and how many annotations use it."""
+
+    id: int
+    name: str
+    kind: ClassKind
+    tool: Tool | None = Field(
+        default=None, description="Drawing tool of object classes; null for categories."
+    )
+    color: str = Field(description="Display color, e.g. '#1f77b4'.")
+    skeleton: dict[str, Any] | None = Field(
+        default=None, description="Keypoint names, 0-based edges and flip pairs."
+    )
+    supercategory: str | None = None
+    num_annotations: int = 0
+
+
+class SplitPublic(Schema):
+    name: str
+    num_assets: int
+
+
+class DatasetSummary(DatasetPublic):
+    """A dataset with its classes (and annotation counts) and splits."""
+
+    multi_label: bool = Field(description="Whether an image may carry several categories.")
+    num_annotations: int
+    classes: list[ClassPublic]
+    splits: list[SplitPublic]
+
+
+class AssetPublic(Schema):
+    """An image in a dataset. ``image_url`` and ``thumbnail_url`` are cacheable forever."""
+
+    id: int
+    dataset_id: int
+    path: str = Field(description="Path of the image inside the dataset, '/'-separated.")
+    content_hash: str = Field(description="sha256 of the image file's bytes.")
+    width: int
+    height: int
+    format: str = Field(description="File type: jpg, png, webp, bmp, tiff or gif.")
+    size_bytes: int
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    @computed_field(description="The original bytes; the URL changes when the content does.")
+    @property
+    def image_url(self) -> str:
+        return f"/api/assets/{self.id}/image?v={self.content_hash[:URL_VERSION_DIGITS]}"
+
+    @computed_field(description="A 256 px WebP thumbnail; pass ?size= for another size.")
+    @property
+    def thumbnail_url(self) -> str:
+        return (
+            f"/api/assets/{self.id}/thumbnail?size=256"
+            f"&v={self.content_hash[:URL_VERSION_DIGITS]}"
+        )
+
+
+class AnnotationPublic(Schema):
+    """A label on an image. Coordinates are in pixels of the original image.
+
+    ``bbox`` is ``[x, y, width, height]``; ``polygons`` a list of flat ``[x1, y1, x2, y2, ...]``
+    rings; ``keypoints`` flat ``[x, y, v] * K`` in the class skeleton's order, with visibility
+    0 (not labeled), 1 (labeled, hidden) or 2 (visible). A category has no geometry.
+    """
+
+    id: int
+    asset_id: int
+    class_id: int
+    label: str = Field(description="Class name.")
+    bbox: list[float] | None = None
+    polygons: list[list[float]] | None = None
+    rle: dict[str, Any] | None = Field(default=None, description="COCO run-length mask.")
+    keypoints: list[float] | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    iscrowd: bool = False
+    source: Source = "human"
+    confidence: float | None = Field(default=None, description="Model score in [0, 1].")
+
+
+class AssetDetail(AssetPublic):
+    """An image with all its annotations."""
+
+    annotations: list[AnnotationPublic]
