@@ -84,6 +84,40 @@ class Workspace:
         with self.session() as s:
             return queries.dataset_summary(s, queries.get_dataset(s, dataset))
 
+    def create_split(self, dataset: str, name: str, **how: Any) -> dict[str, Any]:
+        """Create split ``name`` from one of ``fraction=`` (with ``seed=``), ``tag=``, ``paths=``."""
+        from labelwise.db import queries
+        from labelwise.db.splits import split_from
+
+        with self.session() as s, s.begin():
+            row, n, desc = split_from(s, queries.get_dataset(s, dataset), name, **how)
+            return {"id": row.id, "name": row.name, "num_assets": n, "how": desc}
+
+    def add_class(
+        self,
+        dataset: str,
+        name: str,
+        *,
+        kind: str = "object",
+        tool: str | None = "bbox",
+        skeleton: str | None = None,
+        color: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a class to a dataset's schema; ``skeleton`` names a template for keypoints."""
+        from labelwise.core.schema import LabelClass, skeleton_template
+        from labelwise.db import queries
+        from labelwise.db.schemas import add_class
+        from labelwise.errors import ValidationError
+
+        try:
+            sk = skeleton_template(skeleton) if skeleton else None
+            cls = LabelClass(name, kind, tool if kind == "object" else None, color=color,
+                             skeleton=sk)
+        except (KeyError, ValueError) as err:
+            raise ValidationError(str(err).strip('"')) from err
+        with self.session() as s, s.begin():
+            return queries.class_public(add_class(s, queries.get_dataset(s, dataset), cls))
+
     def list_assets(self, dataset: str, **options: Any) -> dict[str, Any]:
         """One page of assets: ``{"items": [...], "next_cursor": str | None}``."""
         from labelwise.db import queries

@@ -347,3 +347,47 @@ def test_random_bytes_as_image_files():
         prop()
 
     _lab_run(run)
+
+
+HOSTILE = [
+    None, True, -1, 0, 0.5, 2**63, -(2**63) - 1, 2**64, float("nan"), float("inf"), "", "x" * 300,
+    "a\x00.png", "../a.png", "/etc/passwd", [], {}, [1, 2], {"id": 1},
+]
+
+
+def test_every_field_with_every_hostile_value():
+    """A sweep that random search reaches too rarely: each field, alone, set to each value.
+
+    One edit at a time keeps the rest valid, so a bad value travels as deep as it can: past
+    the reader into the importer and the database (a 2**63 category id, a NUL in a path).
+    """
+    def run(lab: _Lab) -> None:
+        folder = lab.root / "sweep"
+        for i, img in enumerate(VALID["images"]):
+            make_image(folder / "images" / img["file_name"], (W, H), seed=500 + i)
+        fields = [p for p in _nodes(VALID) if p and isinstance(p[-1], str)]
+        for n, path in enumerate(fields):
+            for j, value in enumerate([_DELETE, *HOSTILE]):
+                coco = copy.deepcopy(VALID)
+                parent = _get(coco, path[:-1])
+                if value is _DELETE:
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = copy.deepcopy(value)
+
+                # A new dataset each time: in an existing one, known classes are not rewritten.
+                def direct(coco=coco, name=f"sweep-{n}-{j}") -> None:
+                    draft = coco_to_draft(coco, source="sweep.json")
+                    draft.images_root = folder / "images"
+                    import_draft(lab.ws, draft, dataset=name, fmt="coco")
+
+                try:
+                    lab.check(direct)
+                except Exception as err:
+                    raise AssertionError(f"{path} = {value!r:.40}: {err!r}") from err
+        assert lab.outcomes[True] > 0 and lab.outcomes[False] > 0, lab.outcomes
+
+    _lab_run(run)
+
+
+_DELETE = object()

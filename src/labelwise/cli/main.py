@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from labelwise import __version__
-from labelwise.cli import datasets, db, demo, serve, splits, workspace
+from labelwise.cli import datasets, db, demo, schema, serve, splits, workspace
 from labelwise.cli.output import LabelwiseTyper
 
 app = LabelwiseTyper(
@@ -35,6 +35,7 @@ def main(
 workspace.register(app)
 datasets.register(app)
 app.add_typer(splits.app, name="split")
+app.add_typer(schema.app, name="schema")
 app.add_typer(db.app, name="db")
 serve.register(app)
 demo.register(app)

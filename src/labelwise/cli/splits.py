@@ -6,13 +6,8 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from labelwise.cli.output import LabelwiseTyper, console, workspace_option
-from labelwise.db import queries
-from labelwise.db.models import AssetRow
-from labelwise.db.splits import create_split, random_asset_ids, tagged_asset_ids
-from labelwise.errors import LabelwiseError
 from labelwise.workspace import open_workspace
 
 app = LabelwiseTyper(help="Named splits (subsets) of a dataset.", no_args_is_help=True)
@@ -30,31 +25,14 @@ def create(
     workspace: Path | None = workspace_option(),
 ) -> None:
     """Create a split from a random fraction, a tag, or a list of paths."""
-    if sum(x is not None for x in (random, tag, paths)) != 1:
-        raise LabelwiseError("give exactly one of --random, --tag or --paths")
-    with open_workspace(workspace) as ws, ws.session() as s, s.begin():
-        ds = queries.get_dataset(s, dataset)
-        if random is not None:
-            ids = random_asset_ids(s, ds, fraction=random, seed=seed)
-            how = f"random {random:g} (seed {seed})"
-        elif tag is not None:
-            ids, how = tagged_asset_ids(s, ds, tag), f"tag {tag}"
-        else:
-            wanted = [ln.strip() for ln in paths.read_text().splitlines() if ln.strip()]
-            by_path = dict(
-                s.execute(
-                    select(AssetRow.path, AssetRow.id).where(AssetRow.dataset_id == ds.id)
-                )
-            )
-            missing = [p for p in wanted if p not in by_path]
-            if missing:
-                raise LabelwiseError(
-                    f"{paths}: {len(missing)} path(s) are not in dataset {ds.name!r}",
-                    problems=missing,
-                )
-            ids, how = [by_path[p] for p in wanted], f"paths from {paths}"
-        row = create_split(s, ds, name, ids, description=how, replace=replace)
-        console.print(f"[green]split {row.name}[/]: {len(set(ids)):,} images ({how})")
+    wanted = None
+    if paths is not None:
+        wanted = [ln.strip() for ln in paths.read_text().splitlines() if ln.strip()]
+    with open_workspace(workspace) as ws:
+        info = ws.create_split(
+            dataset, name, fraction=random, seed=seed, tag=tag, paths=wanted, replace=replace
+        )
+    console.print(f"[green]split {info['name']}[/]: {info['num_assets']:,} images ({info['how']})")
 
 
 @app.command("list")

@@ -237,8 +237,13 @@ def annotation_public(row: AnnotationRow, class_name: str) -> dict[str, Any]:
 
 
 def asset_annotations(session: Session, asset: AssetRow) -> list[dict[str, Any]]:
-    names = dict(session.execute(select(LabelClassRow.id, LabelClassRow.name)).all())
     rows = session.scalars(
         select(AnnotationRow).where(AnnotationRow.asset_id == asset.id).order_by(AnnotationRow.id)
     ).all()
+    class_ids = {r.class_id for r in rows}
+    names = dict(
+        session.execute(
+            select(LabelClassRow.id, LabelClassRow.name).where(LabelClassRow.id.in_(class_ids))
+        ).all()
+    ) if class_ids else {}
     return [annotation_public(r, names.get(r.class_id, "?")) for r in rows]

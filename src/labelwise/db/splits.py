@@ -80,3 +80,41 @@ def tagged_asset_ids(session: Session, dataset: DatasetRow, tag: str) -> list[in
             )
         )
     )
+
+
+def split_from(
+    session: Session,
+    dataset: DatasetRow,
+    name: str,
+    *,
+    fraction: float | None = None,
+    seed: int = 0,
+    tag: str | None = None,
+    paths: list[str] | None = None,
+    replace: bool = False,
+) -> tuple[SplitRow, int, str]:
+    """Create a split from exactly one of a random ``fraction``, a ``tag`` or image ``paths``.
+
+    Returns the split, its size and a description of how it was chosen.
+    """
+    if sum(x is not None for x in (fraction, tag, paths)) != 1:
+        raise LabelwiseError("give exactly one of a random fraction, a tag or a list of paths")
+    if fraction is not None:
+        ids = random_asset_ids(session, dataset, fraction=fraction, seed=seed)
+        how = f"random {fraction:g} (seed {seed})"
+    elif tag is not None:
+        ids, how = tagged_asset_ids(session, dataset, tag), f"tag {tag}"
+    else:
+        by_path = dict(
+            session.execute(
+                select(AssetRow.path, AssetRow.id).where(AssetRow.dataset_id == dataset.id)
+            ).all()
+        )
+        missing = [p for p in paths if p not in by_path]
+        if missing:
+            raise LabelwiseError(
+                f"{len(missing)} path(s) are not in dataset {dataset.name!r}", problems=missing
+            )
+        ids, how = [by_path[p] for p in paths], f"{len(paths)} listed paths"
+    row = create_split(session, dataset, name, ids, description=how, replace=replace)
+    return row, len(set(ids)), how

@@ -166,6 +166,9 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
             problem(f"{where} ({fname}): image id {iid!r} is used twice")
             continue
         meta = {k: v for k, v in img.items() if k not in _IMAGE_KEYS}
+        if meta and (err := _json_problem(meta)):
+            problem(f"{where} ({fname}): its extra fields cannot be stored: {err}")
+            continue
         tags = img.get("tags") or []
         if not isinstance(tags, list) or not all(
             isinstance(t, str) and 0 < len(t) <= _MAX_TEXT for t in tags
@@ -243,7 +246,11 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
         if sum(1 for a in rec.annotations if a.is_category) > 1:
             schema.multi_label = True
             break
-    info = {k: data[k] for k in ("info", "licenses") if k in data}
+    try:  # the round trip also turns NaN into null, which every database accepts
+        info = orjson.loads(orjson.dumps({k: data[k] for k in ("info", "licenses") if k in data}))
+    except TypeError as err:
+        raise FormatError(f"{source}: 'info' or 'licenses' cannot be stored: {err}; fix them "
+                          "or leave them out") from err
     return DatasetDraft(schema=schema, images=list(images.values()), source=source, info=info)
 
 
@@ -291,6 +298,8 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
     attrs = a.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
         return None, "'attributes' must be an object"
+    if attrs and (err := _json_problem(attrs)):
+        return None, f"'attributes' cannot be stored: {err}"
     score = a.get("score")
     if score is not None and not _is_num(score):
         return None, f"score must be a number, got {score!r:.40}"
@@ -345,6 +354,15 @@ def _category_text_problem(cat: dict) -> str | None:
     color = cat.get("color")
     if color is not None and not (isinstance(color, str) and len(color) <= 16):
         return "'color' must be a CSS color string such as '#E69F00'"
+    return None
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON (an integer past 64 bits, a non-string key)."""
+    try:
+        orjson.dumps(value)
+    except TypeError as err:  # orjson.JSONEncodeError is a TypeError
+        return f"{err}; fix the value"
     return None
 
 

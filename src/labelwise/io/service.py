@@ -45,6 +45,8 @@ def export_dataset(
 ) -> ExportReport:
     """Write ``dataset`` (or one ``split``) to ``dest`` in ``fmt`` and keep a frozen snapshot."""
     spec = get_format(fmt, writable=True)
+    if spec.name == "yolo" and split and "split_name" not in options:
+        options["split_name"] = split  # images/val, labels/val for an exported val split
     return export_draft(
         ws, dataset, spec, Path(dest), split=split, copy_images=copy_images,
         progress=progress, options=options,
