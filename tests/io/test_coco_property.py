@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import struct
 import tempfile
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from labelwise.errors import LabelwiseError
 from labelwise.io.coco import coco_to_draft
 from labelwise.io.importer import import_draft
 from tests.helpers import make_image
+from tests.io.test_paths_images import png_header
 
 W, H = 32, 24
 SETTINGS = settings(
@@ -310,14 +309,6 @@ def test_random_bytes_as_the_annotation_file():
     _lab_run(run)
 
 
-def _png_claiming(width: int, height: int, tail: bytes) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + tail
-
-
 def test_random_bytes_as_image_files():
     def run(lab: _Lab) -> None:
         @SETTINGS
@@ -336,8 +327,8 @@ def test_random_bytes_as_image_files():
                 content = good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1 :]
             else:
                 size = st.integers(0, 2**31 - 1)
-                content = _png_claiming(data.draw(size), data.draw(size),
-                                        data.draw(st.binary(max_size=64), label="tail"))
+                content = png_header(data.draw(size), data.draw(size),
+                                     data.draw(st.binary(max_size=64), label="tail"))
             target.write_bytes(content)
             path = folder / "annotations.json"
             path.write_text(json.dumps(VALID))

@@ -12,8 +12,6 @@ import copy
 import io
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from labelwise.errors import (
 )
 from labelwise.io.exporter import load_draft
 from tests.helpers import annotation_set, make_image, write_json
+from tests.io.test_paths_images import png_header
 
 W, H = 64, 48
 KEYPOINT_NAMES = ["nose", "left_eye", "right_eye"]
@@ -51,17 +50,24 @@ def _coco() -> dict:
         ],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 3, 20, 10]},
-            {"id": 2, "image_id": 2, "category_id": 2, "keypoints": [30, 20, 2, 25, 15, 1, 0, 0, 0]},
+            {"id": 2, "image_id": 2, "category_id": 2,
+             "keypoints": [30, 20, 2, 25, 15, 1, 0, 0, 0]},
         ],
     }
 
 
 def _source(root: Path, coco: dict | None = None, *, seed: int = 0) -> Path:
-    """Write the (good) images ``coco`` names and its annotations.json under ``root``."""
+    """Write the (good) images ``coco`` names and its annotations.json under ``root``.
+
+    Names that are absolute or climb out with '..' are skipped: a test plants those files
+    itself, and this helper never writes outside ``root``.
+    """
     coco = _coco() if coco is None else coco
     for i, img in enumerate(coco.get("images", [])):
         name = img.get("file_name")
-        if isinstance(name, str) and not (root / "images" / name).exists():
+        if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+            continue
+        if not (root / "images" / name).exists():
             make_image(root / "images" / name, (W, H), seed=seed + i + 1)
     return write_json(root / "annotations.json", coco)
 
@@ -72,16 +78,6 @@ def _noisy_image(path: Path, fmt: str, *, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(path, format=fmt)
     return path
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A valid PNG signature and IHDR claiming ``width`` x ``height``, and almost no pixels."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
 # -- what "nothing was written" means -----------------------------------------------------------
@@ -189,7 +185,7 @@ def test_empty_and_missing_image_files(workspace, tmp_path):
 
 def test_decompression_bomb_is_refused_before_decoding(workspace, tmp_path):
     (tmp_path / "images").mkdir()
-    (tmp_path / "images/a.png").write_bytes(_png_header(20_000, 20_000))
+    (tmp_path / "images/a.png").write_bytes(png_header(20_000, 20_000))
     src = _source(tmp_path)
     _fails(workspace, src, ImportValidationError,
            "images[0] (a.png)", "400,000,000 pixels", "exceeds the limit of 178,956,970",
@@ -419,7 +415,8 @@ def test_every_problem_is_listed_at_once(workspace, tmp_path):
 # -- paths that escape the images folder --------------------------------------------------------
 
 def test_path_with_dotdot_is_refused(workspace, tmp_path):
-    make_image(tmp_path / "secret.png", (W, H), seed=9)  # it exists: refusing is not "not found"
+    # The file exists beside the images folder: refusing it is not "not found".
+    make_image(tmp_path / "ds" / "secret.png", (W, H), seed=9)
     coco = _with(lambda c: c["images"][0].update(file_name="../secret.png"))
     src = _source(tmp_path / "ds", coco)
     _fails(workspace, src, ImportValidationError, "images[0] (../secret.png)",
@@ -428,9 +425,7 @@ def test_path_with_dotdot_is_refused(workspace, tmp_path):
 
 
 def test_absolute_path_is_refused(workspace, tmp_path):
-    coco = _with(lambda c: c["images"][0].update(file_name="/etc/passwd"))
-    src = _source(tmp_path, _with(lambda c: None))
-    src = write_json(src, coco)
+    src = _source(tmp_path, _with(lambda c: c["images"][0].update(file_name="/etc/passwd")))
     _fails(workspace, src, ImportValidationError, "images[0] (/etc/passwd)", "is absolute",
            "relative to the images folder")
     _assert_empty(workspace)

@@ -184,7 +184,8 @@ def rle_problem(rle: object, width: int, height: int) -> str | None:
         return "RLE segmentation must be an object with 'size' and 'counts'"
     size = rle.get("size")
     if not isinstance(size, (list, tuple)) or [*size] != [height, width]:
-        return f"RLE mask size {size!r:.40} does not match the image's [height, width] {[height, width]}"
+        return (f"RLE mask size {size!r:.40} does not match the image's [height, width] "
+                f"{[height, width]}")
     try:
         runs = rle_counts(rle)
     except ValueError as err:

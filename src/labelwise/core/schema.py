@@ -47,9 +47,10 @@ class Skeleton:
             raise ValueError(f"skeleton keypoint names must be unique; repeated: {dupes}")
         for kind, pairs in (("edge", self.edges), ("flip pair", self.flip_pairs)):
             for a, b in pairs:
-                if not (0 <= a < n and 0 <= b < n) or a == b:
+                if not (_index(a) and _index(b)) or not (0 <= a < n and 0 <= b < n) or a == b:
                     raise ValueError(
-                        f"skeleton {kind} ({a}, {b}) must join two different points in 0..{n - 1}"
+                        f"skeleton {kind} ({a!r}, {b!r}) must join two different points in "
+                        f"0..{n - 1}"
                     )
         self.edges = [(int(a), int(b)) for a, b in self.edges]
         self.flip_pairs = [(int(a), int(b)) for a, b in self.flip_pairs]
@@ -73,6 +74,13 @@ class Skeleton:
             flip_pairs=[tuple(p) for p in data.get("flip_pairs", [])],
             template=data.get("template"),
         )
+
+
+def _index(v: object) -> bool:
+    """A point index: an int, or a float that is one (JSON may give 3.0); never a bool."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, int) or v.is_integer()
 
 
 def flip_pairs_by_name(names: list[str]) -> list[tuple[int, int]]:

@@ -40,6 +40,7 @@ _IMAGE_KEYS = {"id", "file_name", "width", "height", "category_ids", "tags"}
 _MAX_PROBLEMS = 1000
 _MAX_TEXT = 200  # longest name, id or tag the database keeps
 _MAX_ID = 2**63  # category ids are stored as 64-bit integers
+_ID_TYPES = (int, float, str)  # exact types: a bool is not an id
 
 
 def read_coco(source: Path, *, images: Path | None = None) -> DatasetDraft:
@@ -54,35 +55,51 @@ def read_coco(source: Path, *, images: Path | None = None) -> DatasetDraft:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
-        raise FormatError(f"{source}: malformed JSON ({err}); fix the file and import again") from err
+        raise FormatError(
+            f"{source}: malformed JSON ({err}); fix the file and import again"
+        ) from err
     _refuse_nul(raw, source)
     del raw
-    draft = coco_to_draft(data, source=str(source))
+    draft = coco_to_draft(data, source=str(source), check_nul=False)
     if images is None:
         images = source.parent / "images" if (source.parent / "images").is_dir() else source.parent
     draft.images_root = Path(images)
     return draft
 
 
-def _refuse_nul(raw: bytes, source: Path) -> None:
-    """Refuse strings holding NUL (written as \\u0000): no database text column can keep them."""
+def _refuse_nul(raw: bytes, source: Path | str) -> None:
+    """Refuse strings holding NUL (written as \\u0000): PostgreSQL cannot store them."""
     at = raw.find(b"\\u0000")
     while at >= 0:
-        backslashes = len(raw[:at]) - len(raw[:at].rstrip(b"\\"))
-        if backslashes % 2 == 0:  # not itself an escaped backslash followed by 'u0000'
+        i = at - 1
+        while i >= 0 and raw[i] == 0x5C:  # backslashes before it
+            i -= 1
+        if (at - 1 - i) % 2 == 0:  # not an escaped backslash followed by plain 'u0000'
             line = raw.count(b"\n", 0, at) + 1
             raise FormatError(
                 f"{source}: line {line}: a string holds a NUL character (\\u0000), which "
-                "cannot be stored; remove it from the file and import again"
+                "cannot be stored; remove it and import again"
             )
         at = raw.find(b"\\u0000", at + 1)
 
 
-def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
-    """Convert parsed COCO JSON to a draft. Consumes ``data['annotations']`` to save memory."""
+def coco_to_draft(data: Any, *, source: str = "COCO", check_nul: bool = True) -> DatasetDraft:
+    """Convert parsed COCO JSON to a draft. Consumes ``data['annotations']`` to save memory.
+
+    ``check_nul=False`` skips the scan for NUL characters, for callers (``read_coco``) that
+    already scanned the raw file.
+    """
     if not isinstance(data, dict):
         raise FormatError(f"{source}: the top level must be a JSON object with 'images', "
                           f"'annotations' and 'categories', got {type(data).__name__}")
+    if check_nul:
+        try:
+            encoded = orjson.dumps(data)
+        except TypeError:
+            pass  # not JSON at all (a 2**64 integer, a set): the checks below name the field
+        else:
+            _refuse_nul(encoded, source)
+            del encoded
     problems: list[str] = []
 
     def problem(msg: str) -> None:
@@ -204,13 +221,14 @@ def coco_to_draft(data: Any, *, source: str = "COCO") -> DatasetDraft:
             continue
         if "id" in a:
             where += f" (id {a['id']})"
-        rec = images.get(_id(a.get("image_id")))
+        iid = a.get("image_id")
+        rec = images.get(iid) if type(iid) in _ID_TYPES else None  # no bools, no lists
         if rec is None:
             problem(f"{where}: image_id {a.get('image_id')!r:.40} is not in 'images'; fix the "
                     "image_id or add the image")
             continue
         cid = a.get("category_id")
-        cat = cats.get(_id(cid))
+        cat = cats.get(cid) if type(cid) in _ID_TYPES else None
         if cat is None:
             problem(f"{where}: category_id {cid!r:.40} is not in 'categories' (known: "
                     f"{_id_range(cats)}); fix the file or add the category")
