@@ -580,3 +580,26 @@ def test_bytes_written_by_pillow_round_trip_are_accepted(workspace, tmp_path):
     report = workspace.import_dataset("coco", src, dataset="d")
     assert (report.assets_added, report.annotations_added) == (3, 2)
     assert json.loads(json.dumps(workspace.dataset_summary("d")))
+
+
+def test_overlong_names_and_tags_are_refused_before_anything_is_written(workspace, tmp_path):
+    from labelwise.core.annotations import Annotation, DatasetDraft, ImageRecord
+    from labelwise.core.schema import LabelClass, LabelSchema
+    from labelwise.errors import ImportValidationError
+    from labelwise.io.importer import import_draft
+    from tests.helpers import make_image
+
+    make_image(tmp_path / "imgs" / "a.png")
+    draft = DatasetDraft(
+        schema=LabelSchema([LabelClass("x" * 300, "category")]),
+        images=[ImageRecord("a.png", tags=["t\x00ag"], split="s" * 201,
+                            annotations=[Annotation("x" * 300)])],
+        source="labels.csv", images_root=tmp_path / "imgs",
+    )
+    with pytest.raises(ImportValidationError) as err:
+        import_draft(workspace, draft, dataset="d", fmt="csv")
+    text = str(err.value)
+    assert "class name" in text and "300 characters; the limit is 200" in text
+    assert "tag 't\\x00ag' contains a NUL character" in text
+    assert "split" in text and "201 characters" in text
+    assert workspace.datasets() == []

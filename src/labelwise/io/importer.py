@@ -103,6 +103,7 @@ def import_draft(
     if draft.images_root is None:
         raise LabelwiseError(f"{draft.source}: no images folder given; pass --images DIR")
 
+    _check_texts(draft, dataset)
     written: list[str] = []
     try:
         checked = _check_images(ws, draft, verify=verify, written=written, notify=notify)
@@ -122,6 +123,37 @@ def import_draft(
         raise
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+_MAX_NAME = 200  # the width of name, tag and split columns
+
+
+def _check_texts(draft: DatasetDraft, dataset: str) -> None:
+    """Names, tags and splits must fit their columns and hold no NUL (PostgreSQL refuses it)."""
+    src = draft.source
+    problems: list[str] = []
+
+    def check(value: str, what: str) -> None:
+        if len(value) > _MAX_NAME:
+            problems.append(f"{src}: {what} is {len(value)} characters; the limit is {_MAX_NAME}")
+        elif "\x00" in value:
+            problems.append(f"{src}: {what} contains a NUL character; remove it")
+
+    check(dataset, f"dataset name {dataset[:40]!r}")
+    for cls in draft.schema.classes:
+        check(cls.name, f"class name {cls.name[:40]!r}")
+    for rec in draft.images:
+        for tag in rec.tags:
+            check(tag, f"{rec.origin or rec.path}: tag {tag[:40]!r}")
+        if rec.split:
+            check(rec.split, f"{rec.origin or rec.path}: split {rec.split[:40]!r}")
+        if len(problems) >= _MAX_PROBLEMS:
+            break
+    if problems:
+        raise ImportValidationError(
+            f"{src}: {len(problems)} problem(s) with names; nothing was imported",
+            problems=problems,
+        )
 
 
 def _check_images(
