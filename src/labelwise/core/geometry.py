@@ -20,6 +20,8 @@ EDGE_TOLERANCE = 1.0
 
 def bbox_problem(bbox: Sequence[float], width: int, height: int) -> str | None:
     """Return why a box is unacceptable on a ``width`` x ``height`` image, or None if fine."""
+    if _inside(bbox, width, height):
+        return None  # the common case, decided in a few comparisons
     if len(bbox) != 4:
         return f"bbox must have 4 numbers [x, y, width, height], got {len(bbox)}"
     x, y, w, h = bbox
@@ -48,10 +50,28 @@ def bbox_problem(bbox: Sequence[float], width: int, height: int) -> str | None:
 
 def clip_bbox(bbox: Sequence[float], width: int, height: int) -> BBox:
     """Clip a box that passed ``bbox_problem`` into the image."""
+    if _inside(bbox, width, height):
+        return (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
     x, y, w, h = (float(v) for v in bbox)
     x0, y0 = max(0.0, x), max(0.0, y)
     x1, y1 = min(float(width), x + w), min(float(height), y + h)
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _inside(bbox: Sequence[float], width: int, height: int) -> bool:
+    """True for a 4-number box of positive size wholly inside the image (NaN and inf fail)."""
+    try:
+        x, y, w, h = bbox
+        return (
+            type(x) in _NUMBER and type(y) in _NUMBER and type(w) in _NUMBER
+            and type(h) in _NUMBER and 0 <= x and 0 <= y and 0 < w and 0 < h
+            and x + w <= width and y + h <= height
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+_NUMBER = (int, float)
 
 
 def polygon_problem(ring: Sequence[float], width: int, height: int) -> str | None:

@@ -285,7 +285,7 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
     kps = a.get("keypoints")
     polygons = rle = None
     if bbox is not None:
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_num(v) for v in bbox):
+        if type(bbox) is not list or len(bbox) != 4 or not _all_num(bbox):
             return None, f"bbox must be [x, y, width, height] numbers, got {bbox!r:.80}"
         bbox = (bbox[0], bbox[1], bbox[2], bbox[3])
         if bbox == (0, 0, 0, 0) and (seg or kps is not None):
@@ -296,7 +296,7 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
             if err:
                 return None, err
         elif isinstance(seg, list) and all(
-            isinstance(r, list) and all(_is_num(v) for v in r) for r in seg
+            isinstance(r, list) and _all_num(r) for r in seg
         ):
             polygons = seg
         else:
@@ -305,7 +305,7 @@ def _annotation(a: dict, cat: dict) -> tuple[Annotation | None, str | None]:
         skeleton = cat.get("_skeleton")
         if skeleton is None:
             return None, f"has keypoints but category {name!r} defines no 'keypoints' names"
-        if not isinstance(kps, list) or not all(_is_num(v) for v in kps):
+        if not isinstance(kps, list) or not _all_num(kps):
             return None, "keypoints must be a flat list of numbers [x, y, v, ...]"
         if len(kps) != 3 * len(skeleton):
             return None, (f"keypoints has {len(kps)} numbers but category {name!r} has "
@@ -408,6 +408,16 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _all_num(values: list) -> bool:
+    """All ints or floats, not bools. Exact type checks first (what JSON parsing gives, fast),
+    then isinstance for numbers from Python (numpy floats) passed to ``coco_to_draft``."""
+    for v in values:
+        t = type(v)
+        if t is not float and t is not int:
+            return all(_is_num(x) for x in values)
+    return True
 
 
 def _id_range(cats: dict[int, Any]) -> str:
