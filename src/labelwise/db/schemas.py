@@ -24,20 +24,25 @@ def add_class(session: Session, dataset: DatasetRow, cls: LabelClass) -> LabelCl
         raise ConflictError(
             f"dataset {dataset.name!r} already has a {cls.kind} class {cls.name!r} (id {taken.id})"
         )
-    position = len(schema.classes)
-    row = LabelClassRow(
-        schema_id=schema.id,
+    row = class_row(cls, position=len(schema.classes))
+    row.schema_id = schema.id
+    session.add(row)
+    session.flush()
+    return row
+
+
+def class_row(cls: LabelClass, *, position: int) -> LabelClassRow:
+    """A new row for ``cls`` (not yet added to a session); colour from the palette if unset."""
+    return LabelClassRow(
         name=cls.name,
         kind=cls.kind,
         tool=cls.tool,
         color=cls.color or default_color(position),
         skeleton=cls.skeleton.to_dict() if cls.skeleton else None,
         supercategory=cls.supercategory,
+        external_id=cls.external_id,
         position=position,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def set_multi_label(session: Session, dataset: DatasetRow, multi_label: bool) -> None:

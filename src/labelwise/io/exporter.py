@@ -138,9 +138,15 @@ def export_draft(
     t0 = time.perf_counter()
     notify = progress or (lambda *_: None)
     draft, keys = _load(ws, dataset, split)
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     manifest = {r.path: k for r, k in zip(draft.images, keys, strict=True)}
-    result: WriteResult = spec.write(draft, dest, **options)
+    try:
+        result: WriteResult = spec.write(draft, dest, **options)
+    except BaseException:
+        if created and not any(dest.iterdir()):
+            dest.rmdir()  # a refused export leaves no empty folder behind
+        raise
     if copy_images:
         # Writers may have moved records (class folders put each image under its class).
         _copy_images(ws, draft, keys, dest / spec.images_dir(options), notify)

@@ -29,8 +29,9 @@ from labelwise.core.geometry import (
     polygon_problem,
     rle_problem,
 )
-from labelwise.core.schema import LabelClass, default_color
+
 from labelwise.db.bulk import bulk_insert
+from labelwise.db.schemas import class_row
 from labelwise.db.models import (
     AnnotationRow,
     AssetRow,
@@ -281,7 +282,7 @@ def _merge_schema(
         key = (cls.kind, cls.name)
         row = by_key.get(key)
         if row is None:
-            row = _class_row(cls, position=len(by_key))
+            row = class_row(cls, position=len(by_key))
             row.schema = schema_row
             session.add(row)
             by_key[key] = row
@@ -299,19 +300,6 @@ def _merge_schema(
             problems=problems,
         )
     return schema_row, by_key
-
-
-def _class_row(cls: LabelClass, *, position: int) -> LabelClassRow:
-    return LabelClassRow(
-        name=cls.name,
-        kind=cls.kind,
-        tool=cls.tool,
-        color=cls.color or default_color(position),
-        skeleton=cls.skeleton.to_dict() if cls.skeleton else None,
-        supercategory=cls.supercategory,
-        external_id=cls.external_id,
-        position=position,
-    )
 
 
 def _check_annotations(
