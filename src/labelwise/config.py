@@ -9,6 +9,7 @@
 | verify_images     | LABELWISE_VERIFY_IMAGES      | true (decode every image on import)      |
 | import_workers    | LABELWISE_IMPORT_WORKERS     | number of cores                          |
 | host / port       | LABELWISE_HOST / _PORT       | 127.0.0.1 / 8000                         |
+| model_cache       | LABELWISE_MODEL_CACHE        | <workspace>/models                       |
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the web server.")
+    model_cache: Path | None = Field(
+        default=None,
+        description="Folder for the exported built-in embedding models (ONNX); share one "
+        "between workspaces to export once. Default: <workspace>/models.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -80,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or str((self.workspace / BLOB_FOLDER).resolve())
+
+    @property
+    def resolved_model_cache(self) -> Path:
+        return (self.model_cache or self.workspace / "models").resolve()
 
     @property
     def is_sqlite(self) -> bool:

@@ -125,6 +125,62 @@ class Workspace:
         with self.session() as s:
             return queries.list_assets(s, queries.get_dataset(s, dataset).id, **options)
 
+    # -- embeddings ---------------------------------------------------------------------------
+    def embed(self, dataset: str, **options: Any):
+        """Compute and cache a dataset's embeddings; see ``labelwise.embeddings.embed_dataset``.
+
+        Options: ``model=``, ``size=``, ``engine=`` (local|ray), ``batch_size=``, ``objects=``,
+        ``split=``, ``ray_address=``, ``progress=``. Returns an ``EmbedReport``.
+        """
+        from labelwise.embeddings.pipeline import embed_dataset
+
+        return embed_dataset(self, dataset, **options)
+
+    def register_model(self, name: str, path: str | Path, **options: Any):
+        """Add a custom ONNX embedding model; see ``labelwise.embeddings.register_onnx_model``.
+
+        Options: ``input_size=``, ``mean=``, ``std=``, ``output=``, ``scale=``, ``replace=``.
+        """
+        from labelwise.embeddings.backbones import register_onnx_model
+
+        return register_onnx_model(self, name, path, **options)
+
+    def similar(self, asset_id: int, **options: Any) -> list[dict[str, Any]]:
+        """The images most like an asset, nearest first: ``[{"distance", "asset"}, ...]``.
+
+        Options: ``k=`` (10), ``model=``, ``size=``; see ``labelwise.embeddings.search``.
+        """
+        from labelwise.embeddings.search import similar_to_asset
+
+        return similar_to_asset(self, asset_id, **options)
+
+    def similar_to_image(self, dataset: str, image: bytes, **options: Any) -> list[dict[str, Any]]:
+        """The images of ``dataset`` most like an image given as bytes; options as ``similar``."""
+        from labelwise.embeddings.search import similar_to_image
+
+        return similar_to_image(self, dataset, image, **options)
+
+    def near_duplicates(self, dataset: str, **options: Any):
+        """Groups of near-identical images (a ``DuplicateReport``).
+
+        Options: ``threshold=`` (cosine distance, default 0.05), ``model=``, ``size=``.
+        """
+        from labelwise.embeddings.search import near_duplicates
+
+        return near_duplicates(self, dataset, **options)
+
+    def embedding_map(self, dataset: str, *, recompute: bool = False, **options: Any):
+        """The dataset's stored 2-D map (an ``EmbeddingMap``), made first if there is none.
+
+        ``recompute=True`` makes it anew; options: ``model=``, ``size=``, and with
+        ``recompute`` also ``method=`` (umap|pca) and ``seed=``.
+        """
+        from labelwise.embeddings.search import compute_map, get_or_compute_map
+
+        if recompute:
+            return compute_map(self, dataset, **options)
+        return get_or_compute_map(self, dataset, **options)
+
 
 def _read_marker(path: Path) -> dict[str, Any]:
     marker = path / MARKER

@@ -67,12 +67,13 @@ def test_every_api_route_declares_its_response(sqlite_workspace):
     for route in api_routes():
         if not route.path.startswith("/api") or not route.include_in_schema:
             continue
-        ok = schema["paths"][route.path_format]["get"]["responses"]["200"]["content"]
+        [method] = route.methods
+        ok = schema["paths"][route.path_format][method.lower()]["responses"]["200"]["content"]
         if route.response_model is None:  # binary routes document their image content
             assert set(ok) == {"image/*"}, route.path
         else:
             assert "application/json" in ok and "$ref" in str(ok), route.path
-        errors = schema["paths"][route.path_format]["get"]["responses"]
+        errors = schema["paths"][route.path_format][method.lower()]["responses"]
         documented = [c for c in errors if c.startswith(("4", "5"))]
         assert documented, f"{route.path} documents no error response"
         assert "503" in documented, route.path

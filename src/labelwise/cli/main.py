@@ -6,6 +6,8 @@ import typer
 
 from labelwise import __version__
 from labelwise.cli import datasets, db, demo, schema, serve, splits, workspace
+from labelwise.cli import embed, models
+from labelwise.cli import similar
 from labelwise.cli.output import LabelwiseTyper
 
 app = LabelwiseTyper(
@@ -39,6 +41,9 @@ app.add_typer(schema.app, name="schema")
 app.add_typer(db.app, name="db")
 serve.register(app)
 demo.register(app)
+embed.register(app)
+app.add_typer(models.app, name="models")
+similar.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

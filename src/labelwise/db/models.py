@@ -228,3 +228,39 @@ class ExportRow(Base):
     num_annotations: Mapped[int] = mapped_column(BigInteger)
     options: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = _now()
+
+
+class EmbeddingShardRow(Base):
+    """One .npy file of embeddings in the blob store: ``num_rows`` float32 vectors of ``dim``."""
+
+    __tablename__ = "embedding_shards"
+    __table_args__ = (Index("ix_embedding_shards_model_size", "model", "size"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(300))
+    num_rows: Mapped[int] = mapped_column(Integer)
+    dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+
+
+class EmbeddingRow(Base):
+    """Where the embedding of some image content lives: (shard, row).
+
+    Keyed by content, not by asset: identical bytes in two datasets are embedded once.
+    ``object_key`` is "" for the whole image, else the crop box ``"x0,y0,x1,y1"`` in pixels.
+    """
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("content_hash", "model", "size", "object_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    object_key: Mapped[str] = mapped_column(String(64), default="")
+    shard_id: Mapped[int] = mapped_column(
+        ForeignKey("embedding_shards.id", ondelete="CASCADE"), index=True
+    )
+    row_index: Mapped[int] = mapped_column(Integer)

@@ -153,3 +153,63 @@ class AssetDetail(AssetPublic):
     """An image with all its annotations."""
 
     annotations: list[AnnotationPublic]
+
+
+# -- embeddings: similarity, near-duplicates, the map --------------------------------------------
+COSINE_DISTANCE = (
+    "Cosine distance 1 - cos of the L2-normalised embeddings, in [0, 2]; lower = more similar."
+)
+
+
+class SimilarAsset(Schema):
+    """One match of a similarity search."""
+
+    distance: float = Field(description=COSINE_DISTANCE)
+    asset: AssetPublic
+
+
+class SimilarAssets(Schema):
+    """The k nearest images, nearest first. ``query_asset_id`` is null for an uploaded image."""
+
+    query_asset_id: int | None = None
+    model: str = Field(description="Embedding model searched.")
+    size: int = Field(description="Input size in pixels of the embeddings searched.")
+    items: list[SimilarAsset]
+
+
+class DuplicateMember(Schema):
+    distance: float = Field(description="Cosine distance to the group's representative.")
+    asset: AssetPublic
+
+
+class DuplicateGroupPublic(Schema):
+    """Near-identical images; ``members`` in id order, the representative among them."""
+
+    representative: int = Field(description="Asset id of the most central member.")
+    members: list[DuplicateMember]
+
+
+class DuplicateGroups(Page[DuplicateGroupPublic]):
+    """A page of a dataset's near-duplicate groups, largest first."""
+
+    dataset_id: int
+    model: str
+    size: int
+    threshold: float = Field(description="Largest cosine distance between two copies.")
+    num_embedded: int = Field(description="Images with an embedding, all looked at.")
+    num_groups: int = Field(description="Groups in all pages.")
+    num_duplicates: int = Field(
+        description="Images in some group that are not its representative, in all pages."
+    )
+
+
+class EmbeddingMapPublic(Schema):
+    """Every embedded image of a dataset as a point of the 2-D map."""
+
+    dataset_id: int
+    model: str
+    size: int
+    method: Literal["umap", "pca"] = Field(description="How the map was made.")
+    points: list[tuple[int, float, float]] = Field(
+        description="[asset_id, x, y] per image, x and y in [0, 1]; nearby points look alike."
+    )
