@@ -163,7 +163,7 @@ class Workspace:
     def near_duplicates(self, dataset: str, **options: Any):
         """Groups of near-identical images (a ``DuplicateReport``).
 
-        Options: ``threshold=`` (cosine distance, default 0.05), ``model=``, ``size=``.
+        Options: ``threshold=`` (cosine distance), ``verify=`` (pixel check, default on), ``min_ncc=``, ``model=``, ``size=``.
         """
         from labelwise.embeddings.search import near_duplicates
 

@@ -19,6 +19,7 @@ import labelwise
 from labelwise.cli.main import app
 from labelwise.embeddings import search
 from labelwise.embeddings.duplicates import DEFAULT_THRESHOLD
+from labelwise.embeddings.verify import VERIFIED_THRESHOLD
 from labelwise.errors import ImageError, NotFoundError, ValidationError
 from labelwise.samples import write_fashion_mnist_folders
 from labelwise.storage import image_key
@@ -87,14 +88,14 @@ def embedded_sqlite(sqlite_workspace, planted_dir):
 def test_planted_copies_are_found_and_rank_their_original_first(embedded):
     ws, ids, planted = embedded
     report = search.near_duplicates(ws, DATASET)
-    assert report.threshold == DEFAULT_THRESHOLD and report.num_embedded == 63
+    assert report.threshold == VERIFIED_THRESHOLD and report.num_embedded == 63
     groups = {frozenset(m["asset"]["path"] for m in g["members"]) for g in report.groups}
     assert groups == {frozenset(pair) for pair in planted.items()}
     assert report.num_duplicates == 3
     for g in report.groups:
         members = [m["asset_id"] for m in g["members"]]
         assert members == sorted(members) and g["representative"] in members
-        assert all(0 <= m["distance"] <= DEFAULT_THRESHOLD for m in g["members"])
+        assert all(0 <= m["distance"] <= VERIFIED_THRESHOLD for m in g["members"])
     for copy, original in planted.items():
         matches = search.similar_to_asset(ws, ids[copy], k=5)
         assert len(matches) == 5
@@ -256,3 +257,16 @@ def test_cli_errors_are_advice(embedded_sqlite, tmp_path):
     r = run("embed-map", DATASET, "--method", "tsne", ws=ws)
     assert r.exit_code == 65 and "choose one of umap, pca" in r.output
 
+
+
+def test_pixel_check_is_what_keeps_the_loose_threshold_precise(embedded):
+    ws, _ids, planted = embedded
+    loose = search.near_duplicates(ws, DATASET, threshold=VERIFIED_THRESHOLD, verify=False)
+    checked = search.near_duplicates(ws, DATASET)
+    planted_groups = {frozenset(pair) for pair in planted.items()}
+    found = {frozenset(m["asset"]["path"] for m in g["members"]) for g in checked.groups}
+    assert found == planted_groups
+    # Without the pixel check the same threshold merges look-alike garments too.
+    assert loose.num_duplicates > checked.num_duplicates
+    plain = search.near_duplicates(ws, DATASET, verify=False)
+    assert plain.threshold == DEFAULT_THRESHOLD

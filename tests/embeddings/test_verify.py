@@ -53,7 +53,7 @@ def test_symmetric_and_validated():
     assert s[0] == pytest.approx(s[1])
     with pytest.raises(ValidationError, match="outside"):
         pair_similarity(sig, np.array([[0, 2]]))
-    with pytest.raises(ValidationError, match=r"\(n, 4, d\)"):
+    with pytest.raises(ValidationError, match=r"\(n, 6, d\)"):
         pair_similarity(sig[:, :2], np.array([[0, 1]]))
 
 

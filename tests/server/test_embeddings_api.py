@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 import labelwise
 from labelwise.embeddings.duplicates import DEFAULT_THRESHOLD
+from labelwise.embeddings.verify import VERIFIED_THRESHOLD
 from labelwise.server.routes import embeddings as routes
 from tests.embeddings.conftest import _shared_model_cache, model_cache  # noqa: F401 - fixtures
 from tests.embeddings.test_search import DATASET, import_and_embed, write_planted
@@ -70,7 +71,7 @@ def test_similarity_duplicates_and_map(api):
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["num_groups"], body["num_duplicates"], body["num_embedded"]) == (3, 3, 63)
-    assert body["threshold"] == DEFAULT_THRESHOLD and body["next_cursor"] is None
+    assert body["threshold"] == VERIFIED_THRESHOLD and body["next_cursor"] is None
     found = {frozenset(m["asset"]["path"] for m in g["members"]) for g in body["items"]}
     assert found == {frozenset(pair) for pair in planted.items()}
     for g in body["items"]:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from labelwise.cli.output import console, workspace_option
 from labelwise.embeddings.backbones import BUILTIN
-from labelwise.embeddings.duplicates import DEFAULT_THRESHOLD
+from labelwise.embeddings.verify import DEFAULT_MIN_NCC
 from labelwise.errors import ImageError, ValidationError
 from labelwise.workspace import open_workspace
 
@@ -80,8 +80,17 @@ def register(app: typer.Typer) -> None:
     def duplicates_cmd(
         dataset: str = typer.Argument(..., help="Dataset name or id."),
         threshold: float = typer.Option(
-            DEFAULT_THRESHOLD, "--threshold", "-t", min=0.0, max=2.0,
-            help="Largest cosine distance between copies (0.1 also catches heavy JPEG and crops).",
+            None, "--threshold", "-t", min=0.0, max=2.0,
+            help="Largest cosine distance between candidate copies (default 0.16 with the pixel "
+            "check, 0.05 without).", show_default=False,
+        ),
+        verify: bool = typer.Option(
+            True, "--verify/--no-verify",
+            help="Confirm candidates by comparing pixels (allows flips, crops, re-encodes).",
+        ),
+        min_ncc: float = typer.Option(
+            DEFAULT_MIN_NCC, "--min-ncc", min=-1.0, max=1.0,
+            help="Pixel check: thumbnail correlation a pair needs.",
         ),
         model: str = typer.Option(BUILTIN, "--model", "-m", help=MODEL_HELP),
         size: int = typer.Option(None, "--size", help=SIZE_HELP),
@@ -93,7 +102,8 @@ def register(app: typer.Typer) -> None:
 
         with open_workspace(workspace) as ws:
             report = search.near_duplicates(
-                ws, dataset, threshold=threshold, model=model, size=size
+                ws, dataset, threshold=threshold, verify=verify, min_ncc=min_ncc, model=model,
+                size=size,
             )
         if as_json:
             console.print_json(json.dumps(report.as_dict()))

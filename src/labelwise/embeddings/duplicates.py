@@ -26,6 +26,8 @@ table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +179,7 @@ def find_near_duplicates(
     k: int = DEFAULT_K,
     index: VectorIndex | None = None,
     options: IndexOptions | None = None,
+    pair_filter: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> list[DuplicateGroup]:
     """Near-duplicate groups among the rows of ``X`` (n, d) raw embeddings.
 
@@ -186,6 +189,9 @@ def find_near_duplicates(
         k: neighbours per row looked at in the k-NN graph.
         index: an index built on ``X`` to reuse (its ids are ignored: results are positions).
         options: how to build the index when none is given (``auto`` backend).
+        pair_filter: a second check ``(pairs (p, 2), distances (p,)) -> keep (p,) bool`` on the
+            candidate pairs before they are joined (``labelwise.embeddings.verify``'s pixel
+            check in the service).
 
     Returns:
         Groups by row position, largest first; rows in no group are unique at ``threshold``.
@@ -195,6 +201,8 @@ def find_near_duplicates(
     if len(arr) < 2:
         return []
     dist, nbr = knn_graph(arr, k, index=index, options=options)
-    pairs, _ = duplicate_pairs(dist, nbr, threshold=t)
+    pairs, pair_dist = duplicate_pairs(dist, nbr, threshold=t)
+    if pair_filter is not None and len(pairs):
+        pairs = pairs[np.asarray(pair_filter(pairs, pair_dist), dtype=bool)]
     labels = connected_components(len(arr), pairs)
     return group_duplicates(l2_normalize(arr), labels)

@@ -50,6 +50,14 @@ from labelwise.embeddings.index import (
 )
 from labelwise.embeddings.projection import MapOptions, check_method, project_2d
 from labelwise.embeddings.store import load_embeddings
+from labelwise.embeddings.verify import (
+    DEFAULT_MIN_NCC,
+    THUMB,
+    VERIFIED_THRESHOLD,
+    VIEWS,
+    pair_similarity,
+    signature,
+)
 from labelwise.errors import NotFoundError, StorageError, ValidationError
 
 if TYPE_CHECKING:
@@ -299,18 +307,33 @@ def near_duplicates(
     ws: Workspace,
     dataset: str | int,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
+    verify: bool = True,
+    min_ncc: float = DEFAULT_MIN_NCC,
     k: int = DEFAULT_K,
     model: str = BUILTIN,
     size: int | None = None,
     index: str = "auto",
 ) -> DuplicateReport:
-    """Groups of near-identical images in ``dataset`` (pairs at cosine distance <= threshold,
-    joined transitively); see ``labelwise.embeddings.duplicates`` for the default threshold."""
+    """Groups of near-identical images in ``dataset``, joined transitively.
+
+    Two stages: pairs of the k-NN graph at cosine distance <= ``threshold`` are candidates;
+    with ``verify`` (the default) each candidate further than ``DEFAULT_THRESHOLD`` must also
+    pass the pixel check of ``labelwise.embeddings.verify`` (thumbnail correlation >=
+    ``min_ncc``, allowing a flip and a centre crop). Default ``threshold``: ``VERIFIED_THRESHOLD`` with the pixel check,
+    ``DEFAULT_THRESHOLD`` (embeddings alone) without it.
+    """
+    if threshold is None:
+        threshold = VERIFIED_THRESHOLD if verify else DEFAULT_THRESHOLD
     threshold = check_threshold(threshold)
+    if not -1.0 <= min_ncc <= 1.0:
+        raise ValidationError(f"min_ncc is a correlation in [-1, 1], got {min_ncc}")
     _check_k(k)
     data = load_indexed(ws, dataset, model=model, size=size, index=index)
-    found = find_near_duplicates(data.X, threshold=threshold, k=k, index=data.index)
+    pair_filter = pixel_check(ws, data.ids, min_ncc=min_ncc) if verify else None
+    found = find_near_duplicates(
+        data.X, threshold=threshold, k=k, index=data.index, pair_filter=pair_filter
+    )
     groups = [g.relabel(data.ids) for g in found]
     public = assets_public(ws, [int(m) for g in groups for m in g.members])
     out = []
@@ -322,6 +345,50 @@ def near_duplicates(
         if len(members) > 1:
             out.append({"representative": g.representative, "members": members})
     return DuplicateReport(data.dataset, model, data.size, threshold, len(data.ids), out)
+
+
+def pixel_check(ws: Workspace, asset_ids: np.ndarray, *, min_ncc: float = DEFAULT_MIN_NCC):
+    """A ``pair_filter`` for ``find_near_duplicates`` over rows that are ``asset_ids``.
+
+    Pairs close enough in embedding space to be copies on their own (<= ``DEFAULT_THRESHOLD``)
+    need no pixel check (it can miss a crop of a tiny image); the rest must pass it.
+    """
+
+    def keep_pairs(pairs: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        keep = dist <= DEFAULT_THRESHOLD
+        todo = np.flatnonzero(~keep)
+        if len(todo):
+            rows = np.unique(pairs[todo])
+            sig = _signatures(ws, asset_ids[rows])
+            keep[todo] = pair_similarity(sig, np.searchsorted(rows, pairs[todo])) >= min_ncc
+        return keep
+
+    return keep_pairs
+
+
+def _signatures(ws: Workspace, asset_ids: np.ndarray) -> np.ndarray:
+    """Pixel signatures (n, 4, d) of assets, read from the blob store; unreadable -> zeros."""
+    from PIL import Image
+
+    from labelwise.storage import image_key
+
+    with ws.session() as s:
+        rows = dict(
+            (int(i), (h, f)) for i, h, f in s.execute(
+                select(AssetRow.id, AssetRow.content_hash, AssetRow.format).where(
+                    AssetRow.id.in_([int(a) for a in asset_ids])
+                )
+            )
+        )
+    out = np.zeros((len(asset_ids), VIEWS, THUMB * THUMB), np.float32)
+    for i, aid in enumerate(asset_ids):
+        try:
+            chash, fmt = rows[int(aid)]
+            with Image.open(io.BytesIO(ws.store.get_bytes(image_key(chash, fmt)))) as im:
+                out[i] = signature(im)
+        except (KeyError, OSError, StorageError, ValueError):
+            continue  # an unreadable image matches nothing
+    return out
 
 
 # -- the 2-D map --------------------------------------------------------------------------------

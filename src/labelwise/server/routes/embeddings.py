@@ -14,6 +14,7 @@ from labelwise.db.queries import MAX_PAGE, decode_cursor, encode_cursor
 from labelwise.embeddings import search
 from labelwise.embeddings.backbones import BUILTIN, MAX_SIZE, MIN_SIZE
 from labelwise.embeddings.duplicates import DEFAULT_THRESHOLD
+from labelwise.embeddings.verify import DEFAULT_MIN_NCC, VERIFIED_THRESHOLD
 from labelwise.server.deps import AssetId, DatasetId, PageCursor, WorkspaceDep
 from labelwise.server.errors import error_responses
 from labelwise.server.schemas import (
@@ -44,9 +45,16 @@ K = Annotated[
     int, Query(ge=1, le=search.MAX_NEIGHBOURS, description="How many matches to return.")
 ]
 Threshold = Annotated[
-    float,
-    Query(ge=0.0, le=2.0, description="Largest cosine distance between two copies; the default "
-          f"{DEFAULT_THRESHOLD} is tuned for precision, 0.1 also catches heavy JPEG and crops."),
+    float | None,
+    Query(ge=0.0, le=2.0, description="Largest cosine distance between candidate copies; default "
+          f"{VERIFIED_THRESHOLD} with the pixel check, {DEFAULT_THRESHOLD} without it."),
+]
+Verify = Annotated[
+    bool,
+    Query(description="Confirm candidates by comparing pixels (allows flips, crops, re-encodes)."),
+]
+MinNcc = Annotated[
+    float, Query(ge=-1.0, le=1.0, description="Pixel check: thumbnail correlation a pair needs."),
 ]
 GroupLimit = Annotated[
     int, Query(ge=1, le=MAX_PAGE, description=f"Groups per page, 1..{MAX_PAGE}.")
@@ -109,22 +117,27 @@ def similar_to_image(
 @router.get(
     "/datasets/{dataset_id}/duplicates",
     summary="Groups of near-identical images",
-    description="Images whose embeddings are within `threshold` cosine distance of each other, "
-    "joined into groups (largest first), each with its most central member as representative. "
+    description="Images whose embeddings are within `threshold` cosine distance of each other "
+    "and (with `verify`) whose pixels match allowing a flip or crop, joined into groups (largest first), each with its most central member as representative. "
     "Pass next_cursor back as cursor for the next page of groups.",
     responses=error_responses(400, 404, 422),
 )
 def near_duplicates(
     dataset_id: DatasetId,
     ws: WorkspaceDep,
-    threshold: Threshold = DEFAULT_THRESHOLD,
+    threshold: Threshold = None,
+    verify: Verify = True,
+    min_ncc: MinNcc = DEFAULT_MIN_NCC,
     model: Model = BUILTIN,
     size: Size = None,
     limit: GroupLimit = 100,
     cursor: PageCursor = None,
 ) -> DuplicateGroups:
     start = decode_cursor(cursor)
-    report = search.near_duplicates(ws, dataset_id, threshold=threshold, model=model, size=size)
+    report = search.near_duplicates(
+        ws, dataset_id, threshold=threshold, verify=verify, min_ncc=min_ncc, model=model,
+        size=size,
+    )
     page = report.groups[start : start + limit]
     more = start + limit < len(report.groups)
     return DuplicateGroups(
