@@ -36,7 +36,7 @@ demo: install  ## Workspace on SQLite + Fashion-MNIST + web app on 127.0.0.1:800
 	$(VENV)/bin/labelwise demo demo-workspace
 
 test: install-dev services  ## Run the test suite on SQLite and PostgreSQL
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 bench-io:  ## Import/export and pagination benchmarks (see docs/benchmarks.md)
 	$(PY) benchmarks/io.py
