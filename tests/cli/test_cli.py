@@ -116,3 +116,13 @@ def test_formats_lists_every_format():
     r = run("formats")
     for name in ("folder", "classfolders", "coco", "yolo", "voc", "csv"):
         assert name in r.output
+
+
+def test_demo_builds_a_workspace_without_serving(tmp_path):
+    r = run("demo", tmp_path / "demo", "--images", "50", "--no-serve")
+    assert r.exit_code == 0, r.output
+    assert "imported: 50 new images, 50 labels" in r.output
+    assert "split val: 10 images" in r.output
+    # Running it again finds everything in place and adds nothing.
+    r = run("demo", tmp_path / "demo", "--images", "50", "--no-serve")
+    assert r.exit_code == 0 and "0 new images" in r.output

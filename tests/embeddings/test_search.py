@@ -270,3 +270,16 @@ def test_pixel_check_is_what_keeps_the_loose_threshold_precise(embedded):
     assert loose.num_duplicates > checked.num_duplicates
     plain = search.near_duplicates(ws, DATASET, verify=False)
     assert plain.threshold == DEFAULT_THRESHOLD
+
+
+def test_size_defaults_to_the_size_the_dataset_was_embedded_at(sqlite_workspace, planted_dir):
+    from labelwise.embeddings.pipeline import embed_dataset
+
+    ws = sqlite_workspace
+    folder, _planted = planted_dir
+    ws.import_dataset("classfolders", folder, dataset=DATASET)
+    embed_dataset(ws, DATASET, size=112)
+    assert search.resolve_size(ws, "efficientnet-lite0", None, dataset=DATASET) == 112
+    assert search.load_indexed(ws, DATASET).size == 112
+    embed_dataset(ws, DATASET, size=224)  # the model's own size wins once it exists
+    assert search.resolve_size(ws, "efficientnet-lite0", None, dataset=DATASET) == 224

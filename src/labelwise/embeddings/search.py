@@ -93,17 +93,56 @@ class IndexedDataset:
         return i if i < len(self.ids) and self.ids[i] == asset_id else None
 
 
-def resolve_size(ws: Workspace, model: str, size: int | None) -> int:
-    """``size``, or the model's own input size when None (without exporting anything)."""
+def resolve_size(
+    ws: Workspace, model: str, size: int | None, *, dataset: str | int | None = None
+) -> int:
+    """``size``, or when None: the model's own input size, unless ``dataset`` has embeddings
+    of this model only at other sizes, then the largest of those (so `labelwise embed --size
+    112` followed by `labelwise similar` just works)."""
     if size is not None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValidationError(f"size must be a positive number of pixels, got {size!r}")
         return size
+    default = None
     for entry in list_models(ws):
         if entry["name"] == model:
-            return int(entry["input_size"])
-    choices = ", ".join(m["name"] for m in list_models(ws))
-    raise NotFoundError(f"no embedding model {model!r} (models: {choices})")
+            default = int(entry["input_size"])
+    if default is None:
+        choices = ", ".join(m["name"] for m in list_models(ws))
+        raise NotFoundError(f"no embedding model {model!r} (models: {choices})")
+    if dataset is None:
+        return default
+    sizes = _embedded_sizes(ws, dataset, model)
+    return default if default in sizes or not sizes else max(sizes)
+
+
+def _embedded_sizes(ws: Workspace, dataset: str | int, model: str) -> list[int]:
+    """Sizes at which some image of ``dataset`` has an embedding of ``model``."""
+    from sqlalchemy import exists
+
+    from labelwise.db.models import EmbeddingRow, EmbeddingShardRow
+
+    ds_id, _ = _dataset_ref(ws, dataset)
+    with ws.session() as s:
+        candidates = s.scalars(
+            select(EmbeddingShardRow.size).where(EmbeddingShardRow.model == model).distinct()
+        ).all()
+        found = []
+        for sz in candidates:  # a handful of sizes; each check stops at the first match
+            hit = s.scalar(
+                select(
+                    exists().where(
+                        AssetRow.dataset_id == ds_id,
+                        EmbeddingRow.content_hash == AssetRow.content_hash,
+                        EmbeddingRow.model == model,
+                        EmbeddingRow.size == sz,
+                        EmbeddingRow.object_key == "",
+                    )
+                )
+            )
+            if hit:
+                found.append(int(sz))
+        return found
 
 
 def _dataset_ref(ws: Workspace, dataset: str | int) -> tuple[int, str]:
@@ -139,7 +178,7 @@ def load_indexed(
     NotFoundError (``labelwise embed DATASET``) when the dataset has no embeddings.
     """
     check_backend(index)
-    size = resolve_size(ws, model, size)
+    size = resolve_size(ws, model, size, dataset=dataset)
     ds_id, ds_name = _dataset_ref(ws, dataset)
     ids, X = load_embeddings(ws, ds_id, model=model, size=size)
     digest = embeddings_digest(ids, X)
@@ -437,7 +476,7 @@ def compute_map(
     is the same for the same embeddings and ``seed``.
     """
     check_method(method)
-    size = resolve_size(ws, model, size)
+    size = resolve_size(ws, model, size, dataset=dataset)
     ds_id, _ = _dataset_ref(ws, dataset)
     ids, X = load_embeddings(ws, ds_id, model=model, size=size)
     proj = project_2d(X, method=method, options=MapOptions(seed=seed))
@@ -472,7 +511,7 @@ def load_map(
     ws: Workspace, dataset: str | int, *, model: str = BUILTIN, size: int | None = None
 ) -> EmbeddingMap:
     """The stored map of a dataset; NotFoundError (with the command to make it) if none."""
-    size = resolve_size(ws, model, size)
+    size = resolve_size(ws, model, size, dataset=dataset)
     ds_id, name = _dataset_ref(ws, dataset)
     found = _read_map(ws, ds_id, model, size)
     if found is None:
@@ -487,7 +526,7 @@ def get_or_compute_map(
     ws: Workspace, dataset: str | int, *, model: str = BUILTIN, size: int | None = None
 ) -> EmbeddingMap:
     """The stored map, computed (UMAP) and stored first when there is none."""
-    size = resolve_size(ws, model, size)
+    size = resolve_size(ws, model, size, dataset=dataset)
     ds_id, _ = _dataset_ref(ws, dataset)
     found = _read_map(ws, ds_id, model, size)
     return found if found is not None else compute_map(ws, ds_id, model=model, size=size)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
+from labelwise.db import queries
 from labelwise.db.queries import MAX_PAGE, decode_cursor, encode_cursor
 from labelwise.embeddings import search
 from labelwise.embeddings.backbones import BUILTIN, MAX_SIZE, MIN_SIZE
@@ -77,7 +78,9 @@ def similar_to_asset(
     asset_id: AssetId, ws: WorkspaceDep, k: K = 10, model: Model = BUILTIN, size: Size = None
 ) -> SimilarAssets:
     matches = search.similar_to_asset(ws, asset_id, k=k, model=model, size=size)
-    size = search.resolve_size(ws, model, size)
+    with ws.session() as s:
+        dataset_id = queries.get_asset(s, asset_id).dataset_id
+    size = search.resolve_size(ws, model, size, dataset=dataset_id)
     return SimilarAssets.model_validate(
         {"query_asset_id": asset_id, "model": model, "size": size, "items": matches}
     )
@@ -108,7 +111,7 @@ def similar_to_image(
             413, f"the image is larger than {MAX_UPLOAD_BYTES // 2**20} MB; send a smaller one"
         )
     matches = search.similar_to_image(ws, dataset_id, data, k=k, model=model, size=size)
-    size = search.resolve_size(ws, model, size)
+    size = search.resolve_size(ws, model, size, dataset=dataset_id)
     return SimilarAssets.model_validate(
         {"query_asset_id": None, "model": model, "size": size, "items": matches}
     )
