@@ -18,7 +18,6 @@ Each timed step runs in a fresh interpreter so its peak memory is its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import struct

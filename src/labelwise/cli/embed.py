@@ -4,62 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from labelwise.cli.output import console, err_console, workspace_option
+from labelwise.cli.output import console, progress_bars, workspace_option
 from labelwise.embeddings.backbones import BUILTIN
 from labelwise.embeddings.engines import ENGINES
 from labelwise.workspace import open_workspace
 
 SHOWN_FAILURES = 20
-
-
-class RateColumn(ProgressColumn):
-    """Images per second over the last few updates."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- images/s" if speed is None else f"{speed:,.0f} images/s", style="cyan")
-
-
-@contextmanager
-def embed_progress() -> Iterator:
-    """Yield a ``progress(stage, done, total)`` callback drawing a bar with images/s."""
-    with Progress(
-        TextColumn("[bold]{task.description:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not sys.stderr.isatty(),
-    ) as bars:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
-            bars.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def register(app: typer.Typer) -> None:
@@ -79,7 +34,7 @@ def register(app: typer.Typer) -> None:
         """Compute the embeddings a dataset lacks; cached ones are reused, so reruns are cheap."""
         if engine == "ray":  # Ray Data narrates every run at INFO; keep the bar readable
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-        with open_workspace(workspace) as ws, embed_progress() as progress:
+        with open_workspace(workspace) as ws, progress_bars(unit="images") as progress:
             report = ws.embed(
                 dataset, model=model, size=size, engine=engine, ray_address=ray_address,
                 batch_size=batch_size, objects=objects, split=split, progress=progress,

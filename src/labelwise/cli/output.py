@@ -11,10 +11,13 @@ import typer
 from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -38,14 +41,29 @@ def fail(err: LabelwiseError) -> None:
     raise SystemExit(err.exit_code)
 
 
+class RateColumn(ProgressColumn):
+    """Items per second over the last few updates, e.g. "312 images/s"."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "--" if speed is None else f"{speed:,.0f}"
+        return Text(f"{shown} {self.unit}/s", style="cyan")
+
+
 @contextmanager
-def progress_bars() -> Iterator:
-    """Yield a ``progress(stage, done, total)`` callback drawing one Rich bar per stage."""
+def progress_bars(*, unit: str | None = None) -> Iterator:
+    """Yield a ``progress(stage, done, total)`` callback drawing one Rich bar per stage;
+    with ``unit`` (e.g. "images") the bars also show the rate."""
+    rate = [RateColumn(unit)] if unit else [TaskProgressColumn()]
     with Progress(
         TextColumn("[bold]{task.description:<12}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TaskProgressColumn(),
+        *rate,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,

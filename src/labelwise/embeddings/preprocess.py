@@ -9,16 +9,14 @@ keypoints use their bounds.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from io import BytesIO
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from labelwise.errors import ImageError
-from labelwise.io.images import _bomb, _follow_pixel_limit
+from labelwise.io.images import guarded_open
 
 #: A crop box in whole pixels: (x0, y0, x1, y1), x1/y1 exclusive.
 Box = tuple[int, int, int, int]
@@ -36,33 +34,15 @@ def decode_image(
     """
     if not data:
         raise ImageError(f"{name}: the stored image is empty; import the image again")
-    _follow_pixel_limit(max_pixels)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(BytesIO(data))
-            width, height = im.size
-            if width * height > max_pixels:
-                raise _bomb(name, f"{width}x{height} = {width * height:,} pixels", max_pixels)
-            if draft and im.format == "JPEG":
-                im.draft("RGB", (draft, draft))
-            im.load()
-            if im.mode not in ("RGB", "L"):
-                im = im.convert("RGB")
-            return im
-    except ImageError:
-        raise
-    except UnidentifiedImageError as err:
-        raise ImageError(f"{name}: not an image Pillow can read; import the image again") from err
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise _bomb(name, "its size", max_pixels) from err
-    except MemoryError as err:
-        raise _bomb(name, "decoding it ran out of memory", max_pixels) from err
-    except Exception as err:  # noqa: BLE001 - decoders raise many types on broken bytes
-        raise ImageError(
-            f"{name}: the image is corrupt or truncated ({type(err).__name__}: {err}); "
-            "import a good copy again"
-        ) from err
+    with guarded_open(
+        data, name=name, max_pixels=max_pixels, fix="import a good copy again"
+    ) as im:
+        if draft and im.format == "JPEG":
+            im.draft("RGB", (draft, draft))
+        im.load()
+        if im.mode not in ("RGB", "L"):
+            im = im.convert("RGB")
+        return im
 
 
 def resize_square(im: Image.Image, size: int, *, box: Box | None = None) -> np.ndarray:

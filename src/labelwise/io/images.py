@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 import re
 import warnings
 from dataclasses import dataclass
@@ -34,11 +36,14 @@ def is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True) -> ImageInfo:
-    """Check one image's bytes; raise ImageError naming ``name`` and the fix.
+@contextmanager
+def guarded_open(
+    data: bytes, *, name: str, max_pixels: int, fix: str = "re-export or re-download it"
+) -> Iterator[Image.Image]:
+    """Open image bytes for reading; every failure inside becomes an ImageError naming ``name``.
 
-    The pixel limit is checked from the header before any decoding, so a decompression bomb
-    never allocates its pixels. With ``verify`` the whole image is decoded to catch truncation.
+    The pixel limit is checked from the header before anything is decoded, so a
+    decompression bomb never allocates its pixels. ``fix`` ends the message for broken bytes.
     """
     if not data:
         raise ImageError(f"{name}: the file is empty; replace it with the real image")
@@ -50,13 +55,7 @@ def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True)
             width, height = im.size
             if width * height > max_pixels:
                 raise _bomb(name, f"{width}x{height} = {width * height:,} pixels", max_pixels)
-            fmt = im.format
-            if fmt not in SUPPORTED_FORMATS:
-                raise ImageError(
-                    f"{name}: {fmt} images are not supported; convert it to JPEG or PNG"
-                )
-            if verify:
-                im.load()
+            yield im
     except ImageError:
         raise
     except UnidentifiedImageError as err:
@@ -73,9 +72,23 @@ def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True)
         raise _bomb(name, "decoding it ran out of memory", max_pixels) from err
     except Exception as err:  # noqa: BLE001 - decoders raise many types on hostile bytes
         raise ImageError(
-            f"{name}: the image is corrupt or truncated ({type(err).__name__}: {err}); "
-            "re-export or re-download it"
+            f"{name}: the image is corrupt or truncated ({type(err).__name__}: {err}); {fix}"
         ) from err
+
+
+def probe_bytes(data: bytes, *, name: str, max_pixels: int, verify: bool = True) -> ImageInfo:
+    """Check one image's bytes; raise ImageError naming ``name`` and the fix.
+
+    The pixel limit is checked from the header before any decoding, so a decompression bomb
+    never allocates its pixels. With ``verify`` the whole image is decoded to catch truncation.
+    """
+    with guarded_open(data, name=name, max_pixels=max_pixels) as im:
+        width, height = im.size
+        fmt = im.format
+        if fmt not in SUPPORTED_FORMATS:
+            raise ImageError(f"{name}: {fmt} images are not supported; convert it to JPEG or PNG")
+        if verify:
+            im.load()
     return ImageInfo(
         content_hash=hashlib.sha256(data).hexdigest(),
         width=width,
