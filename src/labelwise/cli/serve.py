@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (use PostgreSQL for more than 1)."),
         workspace: Path | None = workspace_option(),
     ) -> None:
-        """Serve the web app and the REST API (OpenAPI docs at /docs)."""
+        """Serve the web app and the REST API (OpenAPI schema at /api/openapi.json)."""
         from labelwise.server import serve
 
         with open_workspace(workspace) as ws:  # fail early, with advice, if it cannot open
