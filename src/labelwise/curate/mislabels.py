@@ -1,0 +1,155 @@
+"""Which labels are likely wrong: neighbour voting plus out-of-fold model confidence.
+
+``mislabel_scores`` combines two views of each item's label:
+
+- **neighbour voting** (SimiFeat, Zhu et al. 2022): in a good embedding space an item's
+  nearest neighbours mostly share its true class, so the similarity-weighted share of its
+  ``k`` neighbours carrying another label estimates how likely its own label is wrong;
+- **self-confidence** (confident learning, Northcutt et al. 2021): the out-of-fold
+  probability a model gives the item's label; a model that never saw the item cannot have
+  memorised its wrong label.
+
+Both are class distributions per item; their average ``q`` gives the score ``1 - q[label]``
+and the suggested label ``argmax`` of ``q`` over the other classes.
+
+    >>> import numpy as np
+    >>> X = np.r_[np.tile([1, 0], (5, 1)), np.tile([0, 1], (5, 1))].astype(np.float32)
+    >>> scores, suggested = mislabel_scores(X, np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), k=3)
+    >>> int(np.argmax(scores)), int(suggested[4])
+    (4, 0)
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from labelwise.curate.scores import check_embeddings, check_labels, check_positive_int
+from labelwise.embeddings.index import knn_graph, l2_normalize
+from labelwise.errors import ValidationError
+
+#: Neighbours that vote on each item's label by default.
+DEFAULT_K = 10
+#: Weight of the neighbour vote against the model's probabilities when both are present.
+VOTE_WEIGHT = 0.5
+
+
+def mislabel_scores(
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int = DEFAULT_K,
+    pred_probs: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How likely each given label is wrong, and the label the item more likely has.
+
+    Args:
+        X: (n, d) raw embeddings.
+        labels: (n,) given class indices 0..C-1.
+        k: neighbours that vote (similarity-weighted).
+        pred_probs: optional (n, C) out-of-fold class probabilities (``out_of_fold_probs``);
+            rows must sum to 1.
+
+    Returns:
+        ``(scores, suggested)``: (n,) float32 in [0, 1], higher = more likely mislabeled;
+        (n,) int64 the most likely class other than the given one.
+    """
+    arr = check_embeddings(X, min_rows=2)
+    lab = check_labels(labels, n=len(arr))
+    k = check_positive_int(k, name="k")
+    n_classes = int(lab.max()) + 1
+    if pred_probs is not None:
+        probs = _check_probs(pred_probs, n=len(arr), n_classes=n_classes)
+        n_classes = probs.shape[1]
+    if n_classes < 2:
+        raise ValidationError("labels hold a single class; mislabel scores need at least two")
+    votes = neighbour_votes(arr, lab, k=k, n_classes=n_classes)
+    q = votes if pred_probs is None else VOTE_WEIGHT * votes + (1 - VOTE_WEIGHT) * probs
+    return _scores_from(q, lab)
+
+
+def _scores_from(q: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.arange(len(labels))
+    scores = (1.0 - q[rows, labels]).astype(np.float32)
+    others = q.copy()
+    others[rows, labels] = -np.inf
+    return np.clip(scores, 0.0, 1.0), np.argmax(others, axis=1).astype(np.int64)
+
+
+def neighbour_votes(
+    X: np.ndarray, labels: np.ndarray, *, k: int, n_classes: int
+) -> np.ndarray:
+    """Similarity-weighted label shares among each row's ``k`` nearest other rows: (n, C).
+
+    A neighbour's weight is its cosine similarity floored at 0.01 (so a far neighbour still
+    counts a little); rows sum to 1.
+    """
+    dist, nbr = knn_graph(X, k)
+    found = nbr >= 0
+    weights = np.where(found, np.clip(1.0 - dist, 0.01, None), 0.0)
+    votes = np.zeros((len(labels), n_classes), np.float64)
+    rows = np.repeat(np.arange(len(labels)), nbr.shape[1])
+    np.add.at(votes, (rows, labels[np.maximum(nbr, 0)].ravel()), weights.ravel())
+    total = votes.sum(axis=1, keepdims=True)
+    return np.divide(votes, total, out=np.full_like(votes, 1.0 / n_classes), where=total > 0)
+
+
+def _check_probs(pred_probs: np.ndarray, *, n: int, n_classes: int) -> np.ndarray:
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] != n or probs.shape[1] < n_classes:
+        raise ValidationError(
+            f"pred_probs must have shape ({n}, C) with C >= {n_classes} classes, "
+            f"got {probs.shape}"
+        )
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise ValidationError("pred_probs must hold finite probabilities >= 0")
+    if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        bad = int(np.flatnonzero(~np.isclose(probs.sum(axis=1), 1.0, atol=1e-3))[0])
+        raise ValidationError(
+            f"pred_probs row {bad} sums to {probs[bad].sum():.4f}; each row must sum to 1 "
+            "(pass probabilities, not logits)"
+        )
+    return probs
+
+
+def out_of_fold_probs(
+    X: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0, C: float = 1.0
+) -> np.ndarray:
+    """Class probabilities of each row from a model that did not train on it: (n, n_classes).
+
+    Logistic regression (``C`` inverse regularisation) on L2-normalised embeddings, fitted on
+    ``folds - 1`` stratified folds and applied to the held-out one. Classes too rare for a
+    fold's training part get probability 0 there. Deterministic given ``seed``.
+    """
+    arr = check_embeddings(X, min_rows=2)
+    lab = check_labels(labels, n=len(arr))
+    folds = check_positive_int(folds, name="folds")
+    if folds < 2 or folds > len(arr):
+        raise ValidationError(f"folds must be between 2 and {len(arr)}, got {folds}")
+    n_classes = int(lab.max()) + 1
+    if len(np.unique(lab)) < 2:
+        raise ValidationError("labels hold a single class; a model needs at least two")
+    return _out_of_fold(l2_normalize(arr), lab, folds, seed, C, n_classes)
+
+
+def _out_of_fold(
+    Xn: np.ndarray, labels: np.ndarray, folds: int, seed: int, C: float, n_classes: int
+) -> np.ndarray:
+    probs = np.zeros((len(Xn), n_classes), np.float64)
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # Rare classes (fewer members than folds) and short solver runs are expected here.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for train, held in split.split(Xn, labels):
+            if len(np.unique(labels[train])) < 2:
+                probs[held] = np.bincount(labels[train], minlength=n_classes) / len(train)
+                continue
+            model = LogisticRegression(C=C, max_iter=500, random_state=seed)
+            model.fit(Xn[train], labels[train])
+            probs[np.ix_(held, model.classes_)] = model.predict_proba(Xn[held])
+    return probs

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from labelwise.curate import class_quotas, select_labeled
+from labelwise.errors import ValidationError
+
+from .conftest import blobs
+
+
+def test_quotas_keep_rare_classes_whole_and_share_the_rest():
+    assert class_quotas(np.array([500, 300, 12, 0]), 100).tolist() == [44, 44, 12, 0]
+    assert class_quotas(np.array([5, 5]), 100).tolist() == [5, 5]
+    assert class_quotas(np.array([10, 10, 10]), 7).tolist() == [3, 2, 2]
+
+
+def labeled_pool():
+    """Three classes of unequal size; class 0 has two sub-modes (300 + 30 rows)."""
+    X, mode = blobs((300, 30, 200, 15), d=32)
+    labels = np.array([0, 0, 1, 2])[mode]
+    return X, labels, mode
+
+
+def test_balanced_counts_with_rare_class_kept_whole():
+    X, labels, _ = labeled_pool()
+    chosen = select_labeled(X, labels, budget=90, seed=0)
+    assert len(set(chosen.tolist())) == 90
+    assert np.bincount(labels[chosen]).tolist() == [38, 37, 15]
+
+
+def test_covers_each_class_clusters():
+    X, labels, mode = labeled_pool()
+    chosen = select_labeled(X, labels, budget=30, seed=0)
+    # The small sub-mode of class 0 is covered although it is 9% of the class.
+    assert (mode[chosen] == 1).any()
+
+
+def test_leaves_out_likely_mislabeled_rows():
+    X, labels, _ = labeled_pool()
+    scores = np.zeros(len(X))
+    suspects = np.array([0, 5, 340, 500, 535])
+    scores[suspects] = 0.9
+    chosen = select_labeled(X, labels, budget=200, seed=0, mislabel_scores=scores)
+    assert not np.isin(suspects[:4], chosen).any()
+    # The rare class is kept whole, a suspect included: its quota needs every row.
+    assert 535 in chosen
+
+
+def test_deterministic_given_seed():
+    X, labels, _ = labeled_pool()
+    a = select_labeled(X, labels, budget=50, seed=4)
+    assert np.array_equal(a, select_labeled(X, labels, budget=50, seed=4))
+
+
+def test_bad_input_gets_clear_errors():
+    X, labels, _ = labeled_pool()
+    with pytest.raises(ValidationError, match="budget"):
+        select_labeled(X, labels, budget=0)
+    with pytest.raises(ValidationError, match="larger than the pool"):
+        select_labeled(X, labels, budget=len(X) + 1)
+    with pytest.raises(ValidationError, match="mislabel_scores"):
+        select_labeled(X, labels, budget=5, mislabel_scores=np.zeros(3))
+    with pytest.raises(ValidationError, match="shape"):
+        select_labeled(X, labels[:-1], budget=5)
