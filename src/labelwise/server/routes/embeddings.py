@@ -77,10 +77,11 @@ ImageUpload = Annotated[
 def similar_to_asset(
     asset_id: AssetId, ws: WorkspaceDep, k: K = 10, model: Model = BUILTIN, size: Size = None
 ) -> SimilarAssets:
-    matches = search.similar_to_asset(ws, asset_id, k=k, model=model, size=size)
     with ws.session() as s:
         dataset_id = queries.get_asset(s, asset_id).dataset_id
+    # Resolved once here and passed on, so the response names the size the search used.
     size = search.resolve_size(ws, model, size, dataset=dataset_id)
+    matches = search.similar_to_asset(ws, asset_id, k=k, model=model, size=size)
     return SimilarAssets.model_validate(
         {"query_asset_id": asset_id, "model": model, "size": size, "items": matches}
     )
@@ -110,8 +111,8 @@ def similar_to_image(
         raise HTTPException(
             413, f"the image is larger than {MAX_UPLOAD_BYTES // 2**20} MB; send a smaller one"
         )
-    matches = search.similar_to_image(ws, dataset_id, data, k=k, model=model, size=size)
     size = search.resolve_size(ws, model, size, dataset=dataset_id)
+    matches = search.similar_to_image(ws, dataset_id, data, k=k, model=model, size=size)
     return SimilarAssets.model_validate(
         {"query_asset_id": None, "model": model, "size": size, "items": matches}
     )
@@ -121,7 +122,8 @@ def similar_to_image(
     "/datasets/{dataset_id}/duplicates",
     summary="Groups of near-identical images",
     description="Images whose embeddings are within `threshold` cosine distance of each other "
-    "and (with `verify`) whose pixels match allowing a flip or crop, joined into groups (largest first), each with its most central member as representative. "
+    "and (with `verify`) whose pixels match allowing a flip or crop, joined into groups "
+    "(largest first), each with its most central member as representative. "
     "Pass next_cursor back as cursor for the next page of groups.",
     responses=error_responses(400, 404, 422),
 )
