@@ -117,14 +117,20 @@ def _follow_pixel_limit(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def probe_file(path: Path, *, name: str, max_pixels: int, verify: bool = True) -> ImageInfo:
-    """``probe_bytes`` on a file; a missing or unreadable file is an ImageError too."""
+def read_image_file(path: Path | str, *, name: str) -> bytes:
+    """An image file's bytes; a missing, folder or unreadable path is an ImageError naming it."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read()
     except FileNotFoundError as err:
         raise ImageError(f"{name}: file not found at {path}; check the images folder") from err
     except IsADirectoryError as err:
         raise ImageError(f"{name}: {path} is a folder, not an image file") from err
     except OSError as err:
         raise ImageError(f"{name}: cannot read {path}: {err.strerror}") from err
+
+
+def probe_file(path: Path, *, name: str, max_pixels: int, verify: bool = True) -> ImageInfo:
+    """``probe_bytes`` on a file; a missing or unreadable file is an ImageError too."""
+    data = read_image_file(path, name=name)
     return probe_bytes(data, name=name, max_pixels=max_pixels, verify=verify)

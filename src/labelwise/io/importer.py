@@ -45,7 +45,7 @@ from labelwise.db.models import (
 )
 from labelwise.errors import ConflictError, ImportValidationError, LabelwiseError
 from labelwise.io.fingerprint import annotation_fingerprint
-from labelwise.io.images import ImageInfo, probe_bytes
+from labelwise.io.images import ImageInfo, probe_bytes, read_image_file
 from labelwise.io.paths import PathResolver, normalize_relpath
 from labelwise.storage import BlobStore, image_key
 
@@ -244,15 +244,7 @@ def _check_one(
 ) -> tuple[ImageInfo | None, str | None, str | None]:
     """Read, check and store one image: (info, problem, key of a newly written blob)."""
     try:
-        with open(real, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None, f"{rel}: file not found at {real}; check the images folder", None
-    except IsADirectoryError:
-        return None, f"{rel}: {real} is a folder, not an image file", None
-    except OSError as err:
-        return None, f"{rel}: cannot read {real}: {err.strerror}", None
-    try:
+        data = read_image_file(real, name=rel)
         info = probe_bytes(data, name=rel, max_pixels=max_pixels, verify=verify)
     except LabelwiseError as err:
         return None, str(err), None
