@@ -264,3 +264,68 @@ class EmbeddingRow(Base):
         ForeignKey("embedding_shards.id", ondelete="CASCADE"), index=True
     )
     row_index: Mapped[int] = mapped_column(Integer)
+
+
+class _ScoreColumns:
+    """Auto-Curate's per-item scores; see docs/algorithms.md for what each one means."""
+
+    model: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    cluster: Mapped[int] = mapped_column(Integer)
+    cluster_size: Mapped[int] = mapped_column(Integer)
+    rarity: Mapped[float] = mapped_column(Float)
+    typicality: Mapped[float] = mapped_column(Float)
+    # Items sharing a group id are near-duplicates of each other; NULL: no duplicate.
+    duplicate_group: Mapped[int | None] = mapped_column(Integer)
+    # Labeled items only: how likely the label is wrong (0..1) and the class it more likely is.
+    mislabel_score: Mapped[float | None] = mapped_column(Float)
+    suggested_class_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_classes.id", ondelete="SET NULL")
+    )
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # marked for review
+    computed_at: Mapped[datetime] = _now()
+
+
+class AssetScoreRow(_ScoreColumns, Base):
+    """Scores of a whole image. Each filter and sort key is indexed with the asset id last,
+    so a filtered page sorted by a score is a keyset range scan."""
+
+    __tablename__ = "asset_scores"
+    __table_args__ = (
+        Index("ix_asset_scores_dataset_id_cluster_asset_id", "dataset_id", "cluster", "asset_id"),
+        Index("ix_asset_scores_dataset_id_rarity_asset_id", "dataset_id", "rarity", "asset_id"),
+        Index(
+            "ix_asset_scores_dataset_id_typicality_asset_id", "dataset_id", "typicality", "asset_id"
+        ),
+        Index(
+            "ix_asset_scores_dataset_id_mislabel_score_asset_id",
+            "dataset_id",
+            "mislabel_score",
+            "asset_id",
+        ),
+        Index("ix_asset_scores_dataset_id_duplicate_group", "dataset_id", "duplicate_group"),
+        Index("ix_asset_scores_dataset_id_flagged_asset_id", "dataset_id", "flagged", "asset_id"),
+    )
+
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+
+
+class ObjectScoreRow(_ScoreColumns, Base):
+    """Scores of one annotated object (a box, polygon or keypoint instance)."""
+
+    __tablename__ = "object_scores"
+    __table_args__ = (
+        Index("ix_object_scores_dataset_id_cluster", "dataset_id", "cluster"),
+        Index("ix_object_scores_dataset_id_rarity", "dataset_id", "rarity"),
+        Index("ix_object_scores_dataset_id_mislabel_score", "dataset_id", "mislabel_score"),
+        Index("ix_object_scores_dataset_id_flagged", "dataset_id", "flagged"),
+    )
+
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
