@@ -329,3 +329,8 @@ class ObjectScoreRow(_ScoreColumns, Base):
     )
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+
+
+# Tables of the other parts of the system live in their own modules; importing them here puts
+# them in ``Base.metadata`` wherever the models are used (migrations, tests).
+from labelwise.db import account_models, workflow_models  # noqa: E402, F401
