@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -81,3 +82,46 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.t0
+
+
+# -- Fashion-MNIST embeddings, computed once and cached -------------------------------------------
+DATA = Path(__file__).parent / "data"
+
+
+def fashion_mnist_embeddings(
+    split: str, n: int, *, size: int = 112, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` Fashion-MNIST images of ``split`` drawn with ``seed``, embedded at ``size`` px.
+
+    Returns ``(X float32 (n, 1280), labels int64 (n,), images uint8 (n, 28, 28))``. The images
+    go through the same resize as ``labelwise embed`` and the built-in ONNX model; the vectors
+    are cached in benchmarks/data/ (the model is exported to the cache folder on first use).
+    """
+    from PIL import Image
+
+    from labelwise.embeddings.backbones import (
+        OnnxEmbedder,
+        builtin_model,
+        ensure_efficientnet_lite0,
+    )
+    from labelwise.embeddings.preprocess import resize_square
+    from labelwise.samples import load_fashion_mnist
+
+    images, labels = load_fashion_mnist(split)
+    pick = np.sort(np.random.default_rng(seed).choice(len(images), size=n, replace=False))
+    cache = DATA / f"fmnist-{split}-{n}-seed{seed}-{size}px.npy"
+    if cache.exists():
+        X = np.load(cache)
+    else:
+        model = builtin_model(DATA / "models")
+        ensure_efficientnet_lite0(model.onnx_path)
+        embedder = OnnxEmbedder(model)
+        parts = []
+        for start in range(0, n, 256):
+            batch = np.stack([resize_square(Image.fromarray(images[i]), size)
+                              for i in pick[start:start + 256]])
+            parts.append(embedder.embed(batch))
+        X = np.concatenate(parts)
+        DATA.mkdir(parents=True, exist_ok=True)
+        np.save(cache, X)
+    return X.astype(np.float32), labels[pick], images[pick]

@@ -181,6 +181,49 @@ class Workspace:
             return compute_map(self, dataset, **options)
         return get_or_compute_map(self, dataset, **options)
 
+    # -- Auto-Curate (``labelwise curate ...``) ---------------------------------------------
+    def curate(self, dataset: str, *, budget: str | int, name: str, **options: Any):
+        """Choose ``budget`` images ("25%" or a count) as split ``name``: a ``Selection``.
+
+        Options: ``mode=`` (auto|unlabeled|labeled|objects), ``seed=``, ``from_split=``,
+        ``replace=``, ``verify=``, ``model=``, ``size=``; see ``labelwise.curate.service``.
+        """
+        from labelwise.curate.service import select_split
+
+        return select_split(self, dataset, budget=budget, name=name, **options)
+
+    def curate_validation(self, dataset: str, *, size: int, **options: Any):
+        """A clean validation split of ``size`` images (a ``Selection``).
+
+        Options: ``name=`` ("val"), ``exclude=`` (the training split), ``seed=``, ``replace=``.
+        """
+        from labelwise.curate.service import validation_set
+
+        return validation_set(self, dataset, size=size, **options)
+
+    def curation_scores(self, dataset: str, *, compute: bool = False, **options: Any):
+        """Stored Auto-Curate scores: with ``compute=True`` score the dataset anew (options
+        ``objects=``, ``seed=``, ``verify=``, ``model=``, ``size=``; returns a ``ScoreRun``),
+        else one page of the stored ones (options of ``service.list_scores``)."""
+        from labelwise.curate.service import compute_scores, list_scores
+
+        if compute:
+            return compute_scores(self, dataset, **options)
+        return list_scores(self, dataset, **options)
+
+    def mislabels(self, dataset: str, **options: Any) -> list[dict[str, Any]]:
+        """Labeled items most likely mislabeled first. Options: ``top=``, ``objects=``,
+        ``min_score=``, ``recompute=``; ``mark_for_review(items)`` flags them."""
+        from labelwise.curate.service import mislabels
+
+        return mislabels(self, dataset, **options)
+
+    def mark_for_review(self, dataset: str, items: list[dict[str, Any]]) -> int:
+        """Flag ``items`` (from ``mislabels``) and tag their images ``needs-review``."""
+        from labelwise.curate.service import mark_for_review
+
+        return mark_for_review(self, dataset, items)
+
 
 def _read_marker(path: Path) -> dict[str, Any]:
     marker = path / MARKER

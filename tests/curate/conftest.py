@@ -23,3 +23,7 @@ def blobs(sizes=MODE_SIZES, *, d: int = 32, spread: float = 0.15, seed: int = 0)
 @pytest.fixture(scope="session")
 def modes():
     return blobs()
+
+
+# The service tests embed real images: share the exported model with the embedding tests.
+from tests.embeddings.conftest import _shared_model_cache, model_cache  # noqa: E402, F401

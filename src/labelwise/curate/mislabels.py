@@ -44,6 +44,7 @@ def mislabel_scores(
     *,
     k: int = DEFAULT_K,
     pred_probs: np.ndarray | None = None,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How likely each given label is wrong, and the label the item more likely has.
 
@@ -53,6 +54,8 @@ def mislabel_scores(
         k: neighbours that vote (similarity-weighted).
         pred_probs: optional (n, C) out-of-fold class probabilities (``out_of_fold_probs``);
             rows must sum to 1.
+        neighbours: a k-NN graph ``(distances, positions)`` of ``X`` already computed
+            (``knn_graph``; its first ``k`` columns are used).
 
     Returns:
         ``(scores, suggested)``: (n,) float32 in [0, 1], higher = more likely mislabeled;
@@ -67,7 +70,7 @@ def mislabel_scores(
         n_classes = probs.shape[1]
     if n_classes < 2:
         raise ValidationError("labels hold a single class; mislabel scores need at least two")
-    votes = neighbour_votes(arr, lab, k=k, n_classes=n_classes)
+    votes = neighbour_votes(arr, lab, k=k, n_classes=n_classes, neighbours=neighbours)
     q = votes if pred_probs is None else VOTE_WEIGHT * votes + (1 - VOTE_WEIGHT) * probs
     return _scores_from(q, lab)
 
@@ -81,14 +84,26 @@ def _scores_from(q: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def neighbour_votes(
-    X: np.ndarray, labels: np.ndarray, *, k: int, n_classes: int
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int,
+    n_classes: int,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Similarity-weighted label shares among each row's ``k`` nearest other rows: (n, C).
 
     A neighbour's weight is its cosine similarity floored at 0.01 (so a far neighbour still
-    counts a little); rows sum to 1.
+    counts a little); rows sum to 1. ``neighbours`` reuses a k-NN graph of ``X``.
     """
-    dist, nbr = knn_graph(X, k)
+    if neighbours is None:
+        dist, nbr = knn_graph(X, k)
+    else:
+        dist, nbr = (np.asarray(a)[:, :k] for a in neighbours)
+        if len(nbr) != len(labels):
+            raise ValidationError(
+                f"neighbours has {len(nbr)} rows but there are {len(labels)} labels"
+            )
     found = nbr >= 0
     weights = np.where(found, np.clip(1.0 - dist, 0.01, None), 0.0)
     votes = np.zeros((len(labels), n_classes), np.float64)
@@ -116,14 +131,26 @@ def _check_probs(pred_probs: np.ndarray, *, n: int, n_classes: int) -> np.ndarra
     return probs
 
 
+#: Largest training part of a fold: beyond it a linear model's accuracy has saturated and
+#: only its fitting time grows (a 100,000-row pool trains each fold on a sample).
+MAX_TRAIN_ROWS = 20_000
+
+
 def out_of_fold_probs(
-    X: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0, C: float = 1.0
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    C: float = 1.0,
+    max_train_rows: int = MAX_TRAIN_ROWS,
 ) -> np.ndarray:
     """Class probabilities of each row from a model that did not train on it: (n, n_classes).
 
     Logistic regression (``C`` inverse regularisation) on L2-normalised embeddings, fitted on
-    ``folds - 1`` stratified folds and applied to the held-out one. Classes too rare for a
-    fold's training part get probability 0 there. Deterministic given ``seed``.
+    ``folds - 1`` stratified folds (at most ``max_train_rows`` of them, drawn at random) and
+    applied to the held-out one. Classes too rare for a fold's training part get probability
+    0 there. Deterministic given ``seed``.
     """
     arr = check_embeddings(X, min_rows=2)
     lab = check_labels(labels, n=len(arr))
@@ -133,19 +160,29 @@ def out_of_fold_probs(
     n_classes = int(lab.max()) + 1
     if len(np.unique(lab)) < 2:
         raise ValidationError("labels hold a single class; a model needs at least two")
-    return _out_of_fold(l2_normalize(arr), lab, folds, seed, C, n_classes)
+    max_train_rows = check_positive_int(max_train_rows, name="max_train_rows")
+    return _out_of_fold(l2_normalize(arr), lab, folds, seed, C, n_classes, max_train_rows)
 
 
 def _out_of_fold(
-    Xn: np.ndarray, labels: np.ndarray, folds: int, seed: int, C: float, n_classes: int
+    Xn: np.ndarray,
+    labels: np.ndarray,
+    folds: int,
+    seed: int,
+    C: float,
+    n_classes: int,
+    max_train_rows: int,
 ) -> np.ndarray:
     probs = np.zeros((len(Xn), n_classes), np.float64)
+    rng = np.random.default_rng(seed)
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # Rare classes (fewer members than folds) and short solver runs are expected here.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         for train, held in split.split(Xn, labels):
+            if len(train) > max_train_rows:
+                train = np.sort(rng.choice(train, max_train_rows, replace=False))
             if len(np.unique(labels[train])) < 2:
                 probs[held] = np.bincount(labels[train], minlength=n_classes) / len(train)
                 continue

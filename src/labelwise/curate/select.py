@@ -145,11 +145,37 @@ def coverage_radius(X: np.ndarray, chosen: np.ndarray) -> float:
     return float(_nearest_distance(Xn, idx).max())
 
 
+#: Above this many (row, chosen row) pairs the distance to the nearest chosen row is found
+#: with a FAISS IVF index on the chosen rows instead of every dot product.
+EXACT_NEAREST_PAIRS = 200_000_000
+
+
 def _nearest_distance(Xn: np.ndarray, idx: np.ndarray, block: int = 1024) -> np.ndarray:
+    """Cosine distance of each row of ``Xn`` to its nearest row among ``idx``."""
+    if len(idx) * len(Xn) > EXACT_NEAREST_PAIRS and len(idx) >= 1000:
+        return _nearest_distance_ivf(Xn, idx)
     out = np.full(len(Xn), np.inf, np.float32)
     for s in range(0, len(idx), block):
         sims = Xn @ Xn[idx[s : s + block]].T
         out = np.minimum(out, 1.0 - sims.max(axis=1))
+    return np.clip(out, 0.0, 2.0)
+
+
+def _nearest_distance_ivf(Xn: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``_nearest_distance`` through an IVF index: approximate (a far row may see a chosen
+    row that is not its nearest), which only makes farthest-first favour it slightly more."""
+    import faiss
+
+    chosen = np.ascontiguousarray(Xn[idx], dtype=np.float32)
+    nlist = int(max(1, min(4 * np.sqrt(len(chosen)), len(chosen) // 39)))
+    quantizer = faiss.IndexFlatIP(chosen.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, chosen.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    index.train(chosen)
+    index.add(chosen)
+    index.nprobe = min(nlist, 16)
+    sims, found = index.search(np.ascontiguousarray(Xn, dtype=np.float32), 1)
+    out = np.where(found.ravel() >= 0, 1.0 - sims.ravel(), 2.0).astype(np.float32)
     return np.clip(out, 0.0, 2.0)
 
 
@@ -179,9 +205,25 @@ def select_typiclust(
     b = check_budget(budget, n=len(arr))
     Xn = l2_normalize(arr)
     picker = _Picker(len(Xn))
-    labels, _ = _kmeans(Xn, min(b, MAX_CLUSTERS), seed)
+    labels = _typiclust_clusters(Xn, min(b, MAX_CLUSTERS), seed)
     _typical_fill(Xn, labels, picker, b, k=k, proportional=False)
     return picker.result()
+
+
+def _typiclust_clusters(Xn: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Clusters as the TypiClust reference code makes them: k-means up to 50 clusters,
+    mini-batch k-means beyond (full k-means with hundreds of clusters takes minutes)."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if k <= 1:
+        return np.zeros(len(Xn), np.int64)
+    if k <= 50:
+        model = KMeans(k, random_state=seed, n_init=1)
+    else:
+        model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=max(k * 10, 1024))
+    raw = model.fit_predict(Xn).astype(np.int64)
+    _, dense = np.unique(raw, return_inverse=True)  # an empty cluster leaves no gap
+    return dense.astype(np.int64)
 
 
 def _typical_fill(
@@ -252,6 +294,8 @@ def select_unlabeled(
     seed: int = 0,
     duplicate_groups: Sequence[Any] | None = None,
     k: int = DEFAULT_K,
+    clusters: np.ndarray | None = None,
+    rarity_scores: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rows worth labeling in an unlabeled pool: every mode covered, then rare ones.
 
@@ -271,6 +315,9 @@ def select_unlabeled(
             groups leave fewer than ``budget`` distinct rows).
         duplicate_groups: groups from ``find_near_duplicates`` (or arrays of positions).
         k: neighbours for typicality.
+        clusters: (n,) cluster labels computed before; used when they number exactly the
+            clusters this budget asks for (saves the k-means on a large pool).
+        rarity_scores: (n,) ``rarity`` computed before (saves a k-NN search).
 
     Returns: (m,) int64 positions, m <= budget, in pick order.
     """
@@ -281,22 +328,35 @@ def select_unlabeled(
     picker = _Picker(len(Xn), group_ids)
     n_rare = round(b * rare_share(b, len(Xn)))
     n_typical = b - n_rare
-    labels, _ = _kmeans(Xn, min(n_typical, MAX_CLUSTERS), seed)
+    n_clusters = max(1, min(n_typical, MAX_CLUSTERS))
+    if clusters is not None and _count_clusters(clusters, len(Xn)) == n_clusters:
+        labels = np.asarray(clusters, dtype=np.int64)
+    else:
+        labels, _ = _kmeans(Xn, n_clusters, seed)
     _typical_fill(Xn, labels, picker, n_typical, k=k, proportional=True)
     n_rare = b - len(picker.chosen)
     if n_rare > 0:
-        _rare_fill(Xn, picker, n_rare, k=k)
+        rare = _rarity(Xn, k) if rarity_scores is None else np.asarray(rarity_scores)
+        if rare.shape != (len(Xn),):
+            raise ValidationError(f"rarity_scores must have one value per row of X ({len(Xn)})")
+        _rare_fill(Xn, picker, n_rare, rare)
     return picker.result()
 
 
-def _rare_fill(Xn: np.ndarray, picker: _Picker, count: int, *, k: int) -> None:
+def _count_clusters(clusters: np.ndarray, n: int) -> int:
+    labels = np.asarray(clusters)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValidationError(f"clusters must be {n} cluster numbers >= 0, one per row of X")
+    return int(labels.max()) + 1
+
+
+def _rare_fill(Xn: np.ndarray, picker: _Picker, count: int, rare: np.ndarray) -> None:
     """Farthest-first picks among rows that are rare but not outliers.
 
     Rows rarer than the ``OUTLIER_QUANTILE`` of ``rarity`` are skipped while others remain:
     the farthest rows of a pool are mostly junk (blank, corrupt, off-topic images) that
     teach a model little.
     """
-    rare = _rarity(Xn, k)
     outliers = rare > np.quantile(rare, OUTLIER_QUANTILE)
     before = len(picker.chosen)
     held_back = picker.available & outliers
