@@ -10,6 +10,7 @@
 | import_workers    | LABELWISE_IMPORT_WORKERS     | number of cores                          |
 | host / port       | LABELWISE_HOST / _PORT       | 127.0.0.1 / 8000                         |
 | model_cache       | LABELWISE_MODEL_CACHE        | <workspace>/models                       |
+| session_*, login_*, secure_cookies, password_* | sign-in and sessions: docs/security.md |
 """
 
 from __future__ import annotations
@@ -62,6 +63,39 @@ class Settings(BaseSettings):
         default=None,
         description="Folder for the exported built-in embedding models (ONNX); share one "
         "between workspaces to export once. Default: <workspace>/models.",
+    )
+    session_hours: int = Field(
+        default=168, ge=1, le=24 * 365,
+        description="A web session ends this many hours after sign-in, however active.",
+    )
+    session_idle_hours: int = Field(
+        default=24, ge=1, le=24 * 365,
+        description="A web session unused for this many hours ends early.",
+    )
+    login_user_limit: int = Field(
+        default=5, ge=1,
+        description="Failed sign-ins per username within login_window_minutes before 429.",
+    )
+    login_address_limit: int = Field(
+        default=20, ge=1,
+        description="Failed sign-ins per client address within login_window_minutes before 429.",
+    )
+    login_window_minutes: int = Field(
+        default=15, ge=1, le=24 * 60,
+        description="The time window failed sign-ins are counted in.",
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark session cookies Secure: true, false, or unset to follow the request "
+        "scheme (https -> Secure).",
+    )
+    password_memory_kib: int = Field(
+        default=65536, ge=1024, le=4 * 2**20,
+        description="Argon2id memory cost per password hash, in KiB.",
+    )
+    password_time_cost: int = Field(
+        default=3, ge=1, le=50,
+        description="Argon2id passes per password hash.",
     )
 
     @field_validator("database_url")

@@ -83,3 +83,30 @@ class StorageError(LabelwiseError):
 
     exit_code = 74  # EX_IOERR
     http_status = 500
+
+
+class AuthenticationError(LabelwiseError):
+    """No valid credentials: not signed in, a wrong password, an expired or revoked token."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="labelwise"'}
+
+
+class PermissionDeniedError(LabelwiseError):
+    """Signed in, but the role does not allow this (or the CSRF token is missing)."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 403
+
+
+class TooManyRequestsError(LabelwiseError):
+    """Too many failed attempts in a short time; retry after ``retry_after`` seconds."""
+
+    exit_code = 75  # EX_TEMPFAIL
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {"Retry-After": str(self.retry_after)}
+        super().__init__(message)

@@ -1,4 +1,10 @@
-"""Helpers for server tests: a small COCO dataset imported for real, a client, error checks."""
+"""Helpers for server tests: a small COCO dataset imported for real, users, signed-in clients,
+error checks.
+
+    user = make_user(ws, "lena", "labeler")
+    client = make_client(ws, user=None)          # anonymous
+    csrf = login(client, "lena", PASSWORD)        # now signed in, X-CSRF-Token set
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import labelwise
+from labelwise.db.account_models import UserRow
 from labelwise.db.models import AssetRow, DatasetRow, SplitAssetRow, SplitRow
 from labelwise.server import create_app
+from labelwise.workflow import accounts
 from tests.helpers import make_image, write_json
 
 NUM_IMAGES = 7
@@ -78,9 +86,43 @@ def import_test_dataset(ws: labelwise.Workspace, folder: Path, *, name: str = "s
     return out
 
 
-def make_client(ws: labelwise.Workspace) -> TestClient:
+#: Password of the users the helpers make (unless told otherwise).
+PASSWORD = "test-Pa55word"
+#: Cheap argon2 parameters for tests (production defaults cost ~0.3 s per hash here).
+FAST_HASHING = {"LABELWISE_PASSWORD_MEMORY_KIB": "1024", "LABELWISE_PASSWORD_TIME_COST": "1"}
+
+
+def make_user(
+    ws: labelwise.Workspace, username: str, role: str, *, password: str = PASSWORD
+) -> UserRow:
+    """A user with this workspace role; an existing one with that name is returned as is."""
+    policy = accounts.AuthPolicy.from_settings(ws.settings)
+    with ws.session() as s:
+        try:
+            return accounts.get_user(s, username)
+        except labelwise.errors.NotFoundError:
+            return accounts.create_user(s, username, password, role=role, policy=policy)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Sign the client in (it keeps the session cookie); returns the CSRF token, which the
+    client now sends as its default X-CSRF-Token header."""
+    r = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    csrf = r.json()["csrf_token"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
+
+def make_client(ws: labelwise.Workspace, *, user: str | None = "owner") -> TestClient:
+    """A client of the app over ``ws``, signed in as ``user`` (made as an owner when it does
+    not exist yet); ``user=None`` for an anonymous client."""
     # The server binds 127.0.0.1 by default and then only answers to loopback Host names.
-    return TestClient(create_app(ws), base_url="http://localhost")
+    client = TestClient(create_app(ws), base_url="http://localhost")
+    if user is not None:
+        make_user(ws, user, "owner")
+        login(client, user)
+    return client
 
 
 def assert_error(response, status: int, type_: str, *, contains: str = "") -> dict:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 import labelwise
 from labelwise.cli.datasets import print_summary
@@ -12,8 +14,10 @@ from labelwise.cli.output import console, progress_bars
 from labelwise.db import queries
 from labelwise.db.splits import create_split, random_asset_ids
 from labelwise.samples import write_fashion_mnist_folders
+from labelwise.workflow import accounts
 
 DATASET = "fashion-mnist"
+OWNER = "admin"
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +45,7 @@ def register(app: typer.Typer) -> None:
                 create_split(s, ds, "val", ids, description="random 20% (seed 0)")
         console.print("[bold]3.[/] summary:")
         print_summary(ws.dataset_summary(DATASET))
+        _first_owner(ws)
         settings = ws.settings
         ws.close()
         if serve:
@@ -49,6 +54,23 @@ def register(app: typer.Typer) -> None:
             settings.port = port
             console.print(f"[bold]4.[/] web app on http://{settings.host}:{port}  (Ctrl+C stops)")
             run_server(settings)
+
+
+def _first_owner(ws: labelwise.Workspace) -> None:
+    """An owner ``admin`` with a random password, printed this once; only in a workspace
+    without users (a rerun keeps the accounts people made)."""
+    with ws.session() as s:
+        if accounts.count_users(s):
+            console.print("    sign in with your existing account (`labelwise user list`)")
+            return
+        password = secrets.token_urlsafe(12)
+        accounts.create_user(s, OWNER, password, role="owner", display_name="Demo owner",
+                             policy=accounts.AuthPolicy.from_settings(ws.settings))
+    console.print(
+        f"    sign in as [bold]{OWNER}[/] with password [bold]{escape(password)}[/] "
+        "(shown only now; change it with `labelwise user passwd admin`)",
+        highlight=False,
+    )
 
 
 def _splits(session, ds):

@@ -8,6 +8,9 @@ from labelwise import __version__
 from labelwise.cli import datasets, db, demo, schema, serve, splits, workspace
 from labelwise.cli import embed, models
 from labelwise.cli import similar
+from labelwise.cli import curate
+from labelwise.cli import users
+from labelwise.cli import projects
 from labelwise.cli.output import LabelwiseTyper
 
 app = LabelwiseTyper(
@@ -44,6 +47,9 @@ demo.register(app)
 embed.register(app)
 app.add_typer(models.app, name="models")
 similar.register(app)
+app.add_typer(curate.app, name="curate")
+app.add_typer(users.app, name="user")
+app.add_typer(projects.app, name="project")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

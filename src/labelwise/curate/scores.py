@@ -24,6 +24,9 @@ from labelwise.errors import ValidationError
 #: Above this many points k-means runs on FAISS (Lloyd iterations in BLAS) instead of
 #: scikit-learn's k-means++ (whose seeding alone is minutes at 100,000 points).
 LARGE_ABOVE = 20_000
+#: Up to this many clusters (and ``LARGE_ABOVE`` points) scikit-learn's k-means++ runs: its
+#: seeding finds small far modes; beyond, FAISS is 30x faster and the modes are many anyway.
+SKLEARN_MAX_CLUSTERS = 50
 #: Lloyd iterations of the FAISS k-means.
 FAISS_KMEANS_ITERATIONS = 20
 #: Dimensions kept by ``reduce_dimensions`` (PCA): neighbourhoods and clusters barely change,
@@ -115,7 +118,8 @@ def cluster_embeddings(
     """k-means on the L2-normalised rows of ``X`` (n, d).
 
     k-means++ seeding (it reaches far, small modes that a random start misses), 3 restarts;
-    above ``LARGE_ABOVE`` points spherical k-means on FAISS (random seeding, one run).
+    above ``LARGE_ABOVE`` points or ``SKLEARN_MAX_CLUSTERS`` clusters spherical k-means on
+    FAISS (random seeding, one run).
     Deterministic given ``seed``.
 
     Returns:
@@ -135,7 +139,7 @@ def _kmeans(Xn: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.zeros(n, np.int64) if k == 1 else np.arange(n, dtype=np.int64)
         centroids = Xn.mean(axis=0, keepdims=True) if k == 1 else Xn.copy()
         return labels, l2_normalize(centroids)
-    if n > LARGE_ABOVE:
+    if n > LARGE_ABOVE or k > SKLEARN_MAX_CLUSTERS:
         return _faiss_kmeans(Xn, k, seed)
     model = KMeans(k, random_state=seed, n_init=3)
     raw = model.fit_predict(Xn).astype(np.int64)
@@ -147,7 +151,7 @@ def _faiss_kmeans(Xn: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.nda
 
     km = faiss.Kmeans(
         Xn.shape[1], k, niter=FAISS_KMEANS_ITERATIONS, seed=seed, spherical=True,
-        max_points_per_centroid=256, verbose=False,
+        max_points_per_centroid=256, min_points_per_centroid=1, verbose=False,
     )
     km.train(np.ascontiguousarray(Xn, dtype=np.float32))
     _, raw = km.index.search(np.ascontiguousarray(Xn, dtype=np.float32), 1)

@@ -23,6 +23,7 @@ import numpy as np
 
 from labelwise.curate.scores import (
     DEFAULT_K,
+    _faiss_kmeans,
     _kmeans,
     _rarity,
     _typicality,
@@ -211,17 +212,17 @@ def select_typiclust(
 
 
 def _typiclust_clusters(Xn: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Clusters as the TypiClust reference code makes them: k-means up to 50 clusters,
-    mini-batch k-means beyond (full k-means with hundreds of clusters takes minutes)."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    """Clusters as the TypiClust reference code makes them: k-means up to 50 clusters; beyond,
+    the reference's mini-batch k-means is replaced by FAISS k-means (full batches, and 30x
+    faster than scikit-learn here)."""
+    from sklearn.cluster import KMeans
 
     if k <= 1:
         return np.zeros(len(Xn), np.int64)
     if k <= 50:
-        model = KMeans(k, random_state=seed, n_init=1)
+        raw = KMeans(k, random_state=seed, n_init=1).fit_predict(Xn).astype(np.int64)
     else:
-        model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=max(k * 10, 1024))
-    raw = model.fit_predict(Xn).astype(np.int64)
+        raw = _faiss_kmeans(Xn, k, seed)[0]
     _, dense = np.unique(raw, return_inverse=True)  # an empty cluster leaves no gap
     return dense.astype(np.int64)
 

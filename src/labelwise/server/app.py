@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from labelwise import __version__
 from labelwise.config import Settings
 from labelwise.server.errors import install_error_handlers
+from labelwise.server.workflow_views import install_workflow_errors
 from labelwise.server.routes import ROUTERS
 from labelwise.server.security import SecurityMiddleware, default_allowed_hosts
 from labelwise.web import STATIC_DIR
@@ -26,6 +27,14 @@ OPENAPI_TAGS = [
     {"name": "datasets", "description": "Datasets, their classes and splits."},
     {"name": "assets", "description": "Images: pages of them, their labels, bytes, thumbnails."},
     {"name": "pages", "description": "Server-rendered HTML pages."},
+    {"name": "curation", "description": "Auto-Curate: scores, curated splits, validation sets, "
+     "likely mislabels."},
+    {"name": "auth", "description": "Sign in and out, the signed-in user, API tokens."},
+    {"name": "users", "description": "Users and their workspace roles (admins)."},
+    {"name": "projects", "description": "Projects: schema, members, assignment, exports."},
+    {"name": "tasks", "description": "Tasks: next task, labels, the label lifecycle."},
+    {"name": "review", "description": "Review queue, approve/reject, issue threads."},
+    {"name": "analytics", "description": "Project progress, throughput, timing, quality."},
 ]
 
 
@@ -77,6 +86,7 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
     app.state.workspace = ws
     app.state.settings = settings
     install_error_handlers(app)
+    install_workflow_errors(app)
     app.add_middleware(SecurityMiddleware, allowed_hosts=default_allowed_hosts(settings.host))
     for router in ROUTERS:
         app.include_router(router)

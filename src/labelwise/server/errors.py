@@ -58,7 +58,10 @@ async def _labelwise_error(_request: Request, exc: Exception) -> JSONResponse:
     if exc.http_status >= 500:
         cause = f" (from {type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
         log.error("%s: %s%s", type(exc).__name__, redact(str(exc)), redact(cause))
-    return error_response(exc.http_status, type(exc).__name__, exc.message, exc.problems)
+    return error_response(
+        exc.http_status, type(exc).__name__, exc.message, exc.problems,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 def _field(loc: Iterable[Any]) -> str:
@@ -128,8 +131,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _DESCRIPTIONS = {
     400: "Bad request, e.g. an invalid cursor.",
+    401: "Not signed in: no valid session cookie or Bearer token.",
+    403: "Signed in, but the role does not allow this, or the X-CSRF-Token header is "
+    "missing.",
     404: "No such dataset, split or asset.",
+    409: "Conflicts with the current state (a name already taken, a stale version).",
     422: "Invalid parameters.",
+    429: "Too many failed sign-ins; retry after Retry-After seconds.",
     500: "The blob store cannot read the file.",
     503: "The database is unavailable.",
 }

@@ -54,10 +54,10 @@ class ErrorResponse(Schema):
 
 
 class Health(Schema):
+    """Public, so it says nothing about the workspace's contents."""
+
     status: Literal["ok"] = "ok"
     version: str
-    database: Literal["sqlite", "postgresql"]
-    datasets: int = Field(description="Number of datasets in the workspace.")
 
 
 class DatasetPublic(Schema):

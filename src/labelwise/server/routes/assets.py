@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from labelwise.db import queries
 from labelwise.errors import ValidationError
 from labelwise.server import media
+from labelwise.server.auth import AssetViewer, require_role
 from labelwise.server.deps import (
     AssetId,
     DatasetId,
@@ -22,7 +23,9 @@ from labelwise.server.errors import error_responses
 from labelwise.server.schemas import AnnotationPublic, AssetDetail, AssetPublic, Page
 from labelwise.storage import image_key
 
-router = APIRouter(prefix="/api", tags=["assets"], responses=error_responses(503))
+# A page of a dataset needs manager+; one asset also whoever a project gives it to (others
+# get 404, as for an asset that does not exist).
+router = APIRouter(prefix="/api", tags=["assets"], responses=error_responses(401, 503))
 
 TagFilter = Annotated[
     str | None, Query(min_length=1, max_length=200, description="Only images with this tag.")
@@ -64,7 +67,8 @@ def _image_responses(description: str) -> dict[int | str, dict[str, Any]]:
     description="Images in id order, optionally only those with a tag or in a split (one "
     "filter at a time). Pass next_cursor back as cursor for the next page; every page costs "
     "the same however deep.",
-    responses=error_responses(400, 404, 422),
+    dependencies=[Depends(require_role("manager"))],
+    responses=error_responses(400, 403, 404, 422),
 )
 def list_assets(
     dataset_id: DatasetId,
@@ -91,7 +95,7 @@ def list_assets(
     summary="One image with its annotations",
     responses=error_responses(404, 422),
 )
-def read_asset(asset_id: AssetId, session: SessionDep) -> AssetDetail:
+def read_asset(asset_id: AssetId, _viewer: AssetViewer, session: SessionDep) -> AssetDetail:
     row = queries.get_asset(session, asset_id)
     tags = queries.tags_for(session, [row.id]).get(row.id, [])
     annotations = [
@@ -111,7 +115,12 @@ def read_asset(asset_id: AssetId, session: SessionDep) -> AssetDetail:
     responses=_image_responses("The image file."),
 )
 def read_image(
-    asset_id: AssetId, request: Request, session: SessionDep, store: StoreDep, v: Version = None
+    asset_id: AssetId,
+    _viewer: AssetViewer,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    v: Version = None,
 ) -> Response:
     row = queries.get_asset(session, asset_id)
     return media.blob_response(
@@ -134,6 +143,7 @@ def read_image(
 )
 def read_thumbnail(
     asset_id: AssetId,
+    _viewer: AssetViewer,
     request: Request,
     session: SessionDep,
     store: StoreDep,

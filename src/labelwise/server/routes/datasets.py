@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from labelwise.db import queries
+from labelwise.server.auth import require_role
 from labelwise.server.deps import DatasetId, SessionDep
 from labelwise.server.errors import error_responses
 from labelwise.server.schemas import DatasetPublic, DatasetSummary, Page
 
-router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=error_responses(503))
+# Whole datasets are for managers and above; labelers and reviewers work through projects.
+router = APIRouter(
+    prefix="/api/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(require_role("manager"))],
+    responses=error_responses(401, 403, 503),
+)
 
 
 @router.get(

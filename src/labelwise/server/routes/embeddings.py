@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 
 from labelwise.db import queries
 from labelwise.db.queries import MAX_PAGE, decode_cursor, encode_cursor
@@ -16,6 +16,7 @@ from labelwise.embeddings import search
 from labelwise.embeddings.backbones import BUILTIN, MAX_SIZE, MIN_SIZE
 from labelwise.embeddings.duplicates import DEFAULT_THRESHOLD
 from labelwise.embeddings.verify import DEFAULT_MIN_NCC, VERIFIED_THRESHOLD
+from labelwise.server.auth import require_role
 from labelwise.server.deps import AssetId, DatasetId, PageCursor, WorkspaceDep
 from labelwise.server.errors import error_responses
 from labelwise.server.schemas import (
@@ -26,7 +27,13 @@ from labelwise.server.schemas import (
     SimilarAssets,
 )
 
-router = APIRouter(prefix="/api", tags=["embeddings"], responses=error_responses(503))
+# Searching and mapping a dataset is for managers and above.
+router = APIRouter(
+    prefix="/api",
+    tags=["embeddings"],
+    dependencies=[Depends(require_role("manager"))],
+    responses=error_responses(401, 403, 503),
+)
 
 #: Largest uploaded image ``POST /datasets/{id}/similar`` accepts.
 MAX_UPLOAD_BYTES = 20 * 2**20

@@ -1,0 +1,1 @@
+"""The team workflow: accounts, projects, assignment, the label lifecycle, review, analytics."""

@@ -1,0 +1,379 @@
+"""The label lifecycle of a task, with optimistic concurrency and an audit log.
+
+::
+
+    todo --start--> in_progress --submit--> submitted --approve--> approved
+      |                 |   ^                   |
+      |                 |   +------start--- rejected <--reject--+
+      +------skip-------+--skip--> skipped
+    skipped, approved --reopen--> todo
+
+A submit after a review (a rejection, or an approval a manager reopened) is recorded as
+``resubmit``. Every change names the version it
+was made against; the UPDATE only applies when the row still has that version, so two people
+acting on the same task at once never lose a change: the later one gets a
+``StaleVersionError`` (409) carrying the current version. Each change writes a
+``task_events`` row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from labelwise.db.account_models import UserRow
+from labelwise.db.models import AssetRow, LabelClassRow, LabelSchemaRow
+from labelwise.db.workflow_models import (
+    ProjectRow,
+    TaskAnnotationRow,
+    TaskEventRow,
+    TaskRow,
+)
+from labelwise.errors import ConflictError, ValidationError
+from labelwise.workflow.access import PROJECT_RANK, PermissionDeniedError
+from labelwise.workflow.labels import (
+    label_columns,
+    label_fingerprint,
+    main_tool,
+    row_geometry,
+    validate_labels,
+)
+
+#: action -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": (("todo", "rejected"), "in_progress"),
+    "submit": (("in_progress",), "submitted"),
+    "approve": (("submitted",), "approved"),
+    "reject": (("submitted",), "rejected"),
+    "skip": (("todo", "in_progress"), "skipped"),
+    "reopen": (("skipped", "approved"), "todo"),
+}
+#: The least project role each action needs; labeling actions also need to be the assignee.
+ACTION_ROLE = {"start": "labeler", "submit": "labeler", "skip": "labeler", "save": "labeler",
+               "approve": "reviewer", "reject": "reviewer", "reopen": "manager"}
+#: Longest active time one report may carry (a day): more is a client bug, not labeling.
+MAX_ACTIVE_SECONDS = 86_400.0
+
+
+class StaleVersionError(ConflictError):
+    """The task changed since the client read it; ``current_version`` is what it is now."""
+
+    def __init__(self, task_id: int, expected: int, current: int, status: str) -> None:
+        self.task_id = task_id
+        self.current_version = current
+        self.current_status = status
+        super().__init__(
+            f"task {task_id} was changed by someone else (you sent version {expected}, it is "
+            f"now version {current}, status {status}); reload the task and apply your change "
+            "again"
+        )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, with their effective role in the task's project."""
+
+    user: UserRow
+    role: str
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they are stored in UTC."""
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def check_seconds(active_seconds: float | None) -> float | None:
+    if active_seconds is None:
+        return None
+    value = float(active_seconds)
+    if not math.isfinite(value) or value < 0 or value > MAX_ACTIVE_SECONDS:
+        raise ValidationError(
+            f"active_seconds {active_seconds!r} must be a number of seconds from 0 to "
+            f"{MAX_ACTIVE_SECONDS:g} (the time actively spent since the last save)"
+        )
+    return value
+
+
+def _check_actor(task: TaskRow, actor: Actor, action: str) -> None:
+    need = ACTION_ROLE[action]
+    if PROJECT_RANK[actor.role] < PROJECT_RANK[need]:
+        raise PermissionDeniedError(f"{action} needs the {need} role in the project; you are a "
+                             f"{actor.role}")
+    if need == "labeler" and actor.role != "manager":
+        if task.assignee_id is not None and task.assignee_id != actor.user.id:
+            raise PermissionDeniedError(f"task {task.id} is assigned to someone else; only its "
+                                 "assignee or a project manager may " + action + " it")
+        if task.assignee_id is None:
+            raise PermissionDeniedError(f"task {task.id} is not assigned to you; get work with "
+                                 "POST /api/projects/{id}/tasks/next")
+    if need == "reviewer" and actor.role == "reviewer":
+        if task.reviewer_id is not None and task.reviewer_id != actor.user.id:
+            raise PermissionDeniedError(f"task {task.id} is assigned to another reviewer")
+
+
+def _guarded_update(
+    session: Session, task: TaskRow, version: int, statuses: tuple[str, ...],
+    values: dict[str, Any], action: str,
+) -> None:
+    """Apply ``values`` (plain values) only if the task still has ``version`` and one of
+    ``statuses``; the in-memory task follows without another query."""
+    ts = now()
+    result = session.execute(
+        update(TaskRow)
+        .where(TaskRow.id == task.id, TaskRow.version == version, TaskRow.status.in_(statuses))
+        .values(version=version + 1, updated_at=ts, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        for key, value in {**values, "version": version + 1, "updated_at": ts}.items():
+            set_committed_value(task, key, value)
+        return
+    session.refresh(task)
+    if task.version != version:
+        raise StaleVersionError(task.id, version, task.version, task.status)
+    raise ConflictError(
+        f"task {task.id} is {task.status}; {action} needs a task that is "
+        f"{' or '.join(statuses)}"
+    )
+
+
+def record_event(
+    session: Session, task: TaskRow, user: UserRow | None, action: str, from_status: str,
+    **fields: Any,
+) -> None:
+    """Append one row to the audit log, after the task row changed."""
+    ts = now()
+    session.execute(
+        insert(TaskEventRow).values(
+            task_id=task.id, project_id=task.project_id, user_id=user.id if user else None,
+            assignee_id=task.assignee_id, action=action, from_status=from_status,
+            to_status=task.status, version=task.version, day=ts.date(), created_at=ts,
+            payload=fields.pop("payload", None) or {}, **fields,
+        )
+    )
+
+
+def transition(
+    session: Session,
+    task: TaskRow,
+    actor: Actor,
+    action: str,
+    *,
+    version: int,
+    active_seconds: float | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
+) -> TaskRow:
+    """Move ``task`` along the lifecycle by ``action``; returns the task at its new version.
+
+    ``version`` is the version the client saw. Reject needs a ``reason``; any action may
+    carry a ``comment`` for the audit log.
+    """
+    if action not in TRANSITIONS:
+        raise ValidationError(f"unknown action {action!r}; choose one of "
+                              f"{', '.join(TRANSITIONS)}")
+    statuses, _to = TRANSITIONS[action]
+    seconds = check_seconds(active_seconds)
+    _check_actor(task, actor, action)
+    if task.version != version:
+        raise StaleVersionError(task.id, version, task.version, task.status)
+    reason = (reason or "").strip()
+    if action == "reject" and not reason:
+        raise ValidationError(f"rejecting task {task.id} needs a reason the labeler can act on")
+    before = task.status
+    reviewed_before = task.reviewed_at is not None
+    values, fields = _effects(session, task, actor, action, seconds)
+    values["status"] = TRANSITIONS[action][1]
+    _guarded_update(session, task, version, statuses, values, action)
+    if action == "submit":
+        _settle_model_labels(session, task)
+        if reviewed_before:  # a submit after a review sent it back
+            action = "resubmit"
+    payload: dict[str, Any] = {"reason": reason} if reason else {}
+    if comment and comment.strip():
+        payload["comment"] = comment.strip()[:10_000]
+    record_event(session, task, actor.user, action, before, active_seconds=seconds,
+                 payload=payload, **fields)
+    return task
+
+
+def _effects(
+    session: Session, task: TaskRow, actor: Actor, action: str, seconds: float | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Column changes for the task and extra fields for its event."""
+    ts = now()
+    values: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    if action == "start":
+        values = {"started_at": ts, "assignee_id": task.assignee_id or actor.user.id}
+    elif action == "submit":
+        cycle = (task.pending_seconds or 0.0) + (seconds or 0.0)
+        n, tool = _label_stats(session, task)
+        values = {"submitted_at": ts, "pending_seconds": 0.0}
+        fields = {"cycle_seconds": cycle, "num_labels": n, "tool": tool,
+                  "seconds_per_label": cycle / n if n else None}
+    elif action in ("approve", "reject"):
+        values = {"reviewed_at": ts, "reviewer_id": task.reviewer_id or actor.user.id}
+        submitted = _aware(task.submitted_at)
+        if submitted is not None:
+            fields = {"turnaround_seconds": max(0.0, (ts - submitted).total_seconds())}
+    elif action == "skip" and seconds:
+        values = {"pending_seconds": (task.pending_seconds or 0.0) + seconds}
+    return values, fields
+
+
+def _label_stats(session: Session, task: TaskRow) -> tuple[int, str | None]:
+    ta = TaskAnnotationRow
+    kinds = session.execute(
+        select(LabelClassRow.kind, LabelClassRow.tool)
+        .join(ta, ta.class_id == LabelClassRow.id)
+        .where(ta.task_id == task.id, ta.deleted.is_(False))
+    ).all()
+    return len(kinds), main_tool([(k, t) for k, t in kinds])
+
+
+def _settle_model_labels(session: Session, task: TaskRow) -> None:
+    """Record for each model pre-label whether it was accepted as is, edited or rejected."""
+    ta = TaskAnnotationRow
+    outcome = case(
+        (ta.deleted.is_(True), "rejected"),
+        (ta.fingerprint == ta.model_fingerprint, "accepted"),
+        else_="edited",
+    )
+    session.execute(
+        update(ta)
+        .where(ta.task_id == task.id, ta.model_fingerprint.is_not(None))
+        .values(model_outcome=outcome)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# -- saving labels ------------------------------------------------------------------------------
+def save_labels(
+    session: Session,
+    task: TaskRow,
+    actor: Actor,
+    *,
+    version: int,
+    labels: list[dict[str, Any]],
+    active_seconds: float | None = None,
+) -> TaskRow:
+    """Replace the task's labels with ``labels`` (all of them, as the editor holds them).
+
+    A label with an ``id`` updates that label; one without is new; a stored label left out is
+    deleted (model pre-labels are only marked deleted, to count them as rejected). The task
+    must be in progress; the save bumps its version like any change.
+    """
+    seconds = check_seconds(active_seconds)
+    _check_actor(task, actor, "save")
+    if task.version != version:
+        raise StaleVersionError(task.id, version, task.version, task.status)
+    project = session.get(ProjectRow, task.project_id)
+    asset = session.get(AssetRow, task.asset_id)
+    schema = session.get(LabelSchemaRow, project.schema_id)
+    classes = {c.id: c for c in session.scalars(
+        select(LabelClassRow).where(LabelClassRow.schema_id == project.schema_id))}
+    where = f"task {task.id} (asset {asset.path!r})"
+    validate_labels(labels, classes, width=asset.width, height=asset.height,
+                    multi_label=schema.multi_label, where=where)
+    ta = TaskAnnotationRow
+    stored = {r.id: r for r in session.scalars(
+        select(ta).where(ta.task_id == task.id, ta.deleted.is_(False)))}
+    unknown = [lb["id"] for lb in labels if lb.get("id") is not None and lb["id"] not in stored]
+    if unknown:
+        raise ValidationError(
+            f"{where}: label id(s) {unknown} are not labels of this task; leave 'id' out for "
+            "new labels and reload the task to get the current ids"
+        )
+    pending = (task.pending_seconds or 0.0) + (seconds or 0.0)
+    _guarded_update(session, task, version, ("in_progress",), {"pending_seconds": pending},
+                    "saving labels")
+    _write_labels(session, task, actor.user, labels, stored)
+    record_event(session, task, actor.user, "save", "in_progress", active_seconds=seconds,
+                 num_labels=len(labels))
+    return task
+
+
+def _write_labels(
+    session: Session, task: TaskRow, user: UserRow, labels: list[dict[str, Any]],
+    stored: dict[int, TaskAnnotationRow],
+) -> None:
+    ts = now()
+    kept: set[int] = set()
+    for label in labels:
+        cols = label_columns(label)
+        fp = label_fingerprint(cols["class_id"], row_geometry(cols))
+        row = stored.get(label.get("id")) if label.get("id") is not None else None
+        if row is None:
+            session.add(TaskAnnotationRow(
+                task_id=task.id, project_id=task.project_id, source="human", fingerprint=fp,
+                created_by=user.id, created_at=ts, updated_at=ts, deleted=False, **cols,
+            ))
+            continue
+        kept.add(row.id)
+        if row.fingerprint != fp:
+            for key, value in cols.items():
+                setattr(row, key, value)
+            row.fingerprint = fp
+            row.updated_at = ts
+    gone = [r for rid, r in stored.items() if rid not in kept]
+    model_gone = [r.id for r in gone if r.model_fingerprint is not None]
+    human_gone = [r.id for r in gone if r.model_fingerprint is None]
+    ta = TaskAnnotationRow
+    if model_gone:
+        session.execute(update(ta).where(ta.id.in_(model_gone)).values(deleted=True,
+                                                                      updated_at=ts))
+    if human_gone:
+        session.execute(delete(ta).where(ta.id.in_(human_gone)))
+    session.flush()
+
+
+def task_labels(session: Session, task_id: int) -> list[TaskAnnotationRow]:
+    """The task's current labels in id order."""
+    ta = TaskAnnotationRow
+    return list(session.scalars(
+        select(ta).where(ta.task_id == task_id, ta.deleted.is_(False)).order_by(ta.id)))
+
+
+def task_events(
+    session: Session, task_id: int, *, after: int = 0, limit: int = 100
+) -> list[TaskEventRow]:
+    ev = TaskEventRow
+    return list(session.scalars(
+        select(ev).where(ev.task_id == task_id, ev.id > after).order_by(ev.id).limit(limit)))
+
+
+def count_labels(session: Session, task_id: int) -> int:
+    ta = TaskAnnotationRow
+    return session.scalar(
+        select(func.count()).where(ta.task_id == task_id, ta.deleted.is_(False))) or 0
+
+
+def list_tasks(
+    session: Session,
+    project_id: int,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    status: str | None = None,
+    assignee_id: int | None = None,
+) -> list[TaskRow]:
+    """A keyset page of a project's tasks in id order (``limit`` + 1 rows tell if more)."""
+    q = select(TaskRow).where(TaskRow.project_id == project_id, TaskRow.id > after)
+    if assignee_id is not None:
+        q = q.where(TaskRow.assignee_id == assignee_id)
+    if status is not None:
+        q = q.where(TaskRow.status == status)
+    return list(session.scalars(q.order_by(TaskRow.id).limit(limit)))
