@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 SUDO   := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev system-deps services demo test bench-io clean
+.PHONY: help install install-dev system-deps services demo test bench-io bench-curation clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,9 @@ test: install-dev services  ## Run the test suite on SQLite and PostgreSQL
 
 bench-io:  ## Import/export and pagination benchmarks (see docs/benchmarks.md)
 	$(PY) benchmarks/io.py
+
+bench-curation: install-dev  ## Auto-Curate against random, k-center, TypiClust and cleanlab
+	cd benchmarks && ../$(PY) curation.py
 
 clean:
 	rm -rf $(VENV) demo-workspace .pytest_cache

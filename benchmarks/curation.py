@@ -234,7 +234,12 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 seed, fewer settings")
     ap.add_argument("--only", default=",".join(ALL))
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the stored results as the tables of docs/benchmarks.md")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((RESULTS / "curation.json").read_text())))
+        return
     only = set(args.only.split(","))
     q = args.quick
     seeds = [0] if q else [0, 1, 2]
@@ -263,6 +268,52 @@ def main() -> None:
         results = {**kept, **results}
     path = write_results(name, results)
     console.print(f"results written to {path}")
+
+
+def markdown(r: dict) -> str:
+    """The stored results as Markdown tables (docs/benchmarks.md)."""
+    out = []
+    if "coldstart" in r:
+        c = r["coldstart"]
+        budgets = c["budgets"]
+        out.append("| method | " + " | ".join(map(str, budgets)) + " |")
+        out.append("|---" * (len(budgets) + 1) + "|")
+        for name, per in c["methods"].items():
+            cells = [fmt(per[str(b)]["mean"], per[str(b)]["std"]) for b in budgets]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append(f"| full pool (10,000) | {100 * c['full_pool']:.1f} |" + " |" * (len(budgets) - 1))
+        out.append("")
+    if "labeled" in r:
+        lab = r["labeled"]
+        out += ["| labeled selection, 25% | accuracy | vs full pool |", "|---|---|---|",
+                f"| full pool | {100 * lab['full_pool']:.1f} | - |"]
+        for key, name in (("random", "random 25%"), ("labelwise", "labelwise 25%"),
+                          ("labelwise_without_mislabel_scores", "labelwise, no mislabel scores")):
+            out.append(f"| {name} | {fmt(*lab[key])} | "
+                       f"{100 * (lab[key][0] - lab['full_pool']):+.1f} |")
+        out.append("")
+    if "validation" in r:
+        v = r["validation"]
+        out += ["| validation set | noise rate | classes | mean rarity |", "|---|---|---|---|",
+                (f"| curated | {100 * v['curated_noise'][0]:.1f}% | {v['curated_classes'][0]:.0f} "
+                f"| {v['curated_rarity'][0]:.3f} |"),
+                (f"| random | {100 * v['random_noise'][0]:.1f}% | {v['random_classes'][0]:.0f} | "
+                f"{v['random_rarity'][0]:.3f} |"), ""]
+    if "mislabels" in r:
+        out += [("| noise | flipped | AUROC ours | AUROC cleanlab | P@k ours | P@k cleanlab "
+                "scores | P@k cleanlab find_label_issues |"), "|---|---|---|---|---|---|---|"]
+        for key, m in r["mislabels"].items():
+            out.append(f"| {key} | {m['flipped'][0]:.0f} | {m['labelwise_auroc'][0]:.3f} ± "
+                       f"{m['labelwise_auroc'][1]:.3f} | {m['cleanlab_auroc'][0]:.3f} ± "
+                       f"{m['cleanlab_auroc'][1]:.3f} | {m['labelwise_p_at_k'][0]:.3f} | "
+                       f"{m['cleanlab_p_at_k'][0]:.3f} | {m['cleanlab_find_issues_p_at_k'][0]:.3f} |")
+        out.append("")
+    if "speed" in r:
+        sp = r["speed"]
+        out += ["| step (100,000 embeddings) | seconds |", "|---|---|"]
+        out += [f"| {k} | {v:.1f} |" for k, v in sp["steps"].items()]
+        out += [f"| total | {sp['total_seconds']:.1f} |", ""]
+    return "\n".join(out)
 
 
 def report(results: dict) -> None:

@@ -1,7 +1,7 @@
 """Team workflow under load, against a real uvicorn server (docs/benchmarks.md).
 
     python benchmarks/load.py                        # 60 s, 50 labelers; PostgreSQL and SQLite
-    python benchmarks/load.py --seconds 10 --events 100000 --backends sqlite   # a smoke run
+    python benchmarks/load.py --seconds 10 --events 100000 --backends sqlite --name load-smoke
 
 1. Load: N simulated labelers (async httpx, one API token each) loop next-task -> save one box
    -> submit for the given seconds against ``uvicorn --factory labelwise.server.app:app_from_env``
@@ -10,7 +10,7 @@
    between saves). Counted: errors (non-2xx or transport failures), tasks handed to two
    labelers, the database's submit count against the clients', p50/p95/p99 per request kind.
 2. Analytics: a second project gets ``--events`` task events and ``--labels`` task labels
-   (bulk-inserted with ``labelwise.db.bulk``: a realistic mix of assign/start/save/submit/
+   (bulk-inserted with ``labelwise.db.bulk``: 11-event histories of assign/start/save/submit/
    reject/resubmit/approve over 30 days, 50 labelers, four tools); each analytics endpoint is
    then called repeatedly over HTTP: p50/p95 per endpoint.
 
@@ -54,7 +54,7 @@ ANALYTICS = ["progress", "throughput", "time-per-label", "rejections", "review-t
 
 
 # -- setup ----------------------------------------------------------------------------------
-def fresh_pg_url() -> str:
+def _pg_admin(*statements: str) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -62,9 +62,15 @@ def fresh_pg_url() -> str:
     conninfo = dict(host=admin.host, port=admin.port or 5432, user=admin.username,
                     dbname=admin.database, password=admin.password)
     with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_DB}"')
-    return admin.set(database=PG_DB).render_as_string(hide_password=False)
+        for statement in statements:
+            conn.execute(statement)
+
+
+def fresh_pg_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)', f'CREATE DATABASE "{PG_DB}"')
+    return make_url(PG_ADMIN).set(database=PG_DB).render_as_string(hide_password=False)
 
 
 def build(ws: labelwise.Workspace, *, n_assets: int, n_labelers: int) -> dict[str, Any]:
@@ -227,8 +233,8 @@ def plant_history(ws: labelwise.Workspace, setup: dict[str, Any], *, n_events: i
                   n_labels: int) -> int:
     """A project "history" over the dataset with ``n_events`` events and ``n_labels`` labels.
 
-    Each task gets the same 20-event story (assign, start, 3 saves, submit, reject, start,
-    2 saves, resubmit, approve ... ) until the events run out; labels are 1 in 3 from a model,
+    Each task gets the same 11-event story (assign, start, 3 saves, submit, reject, start,
+    save, resubmit, approve) until the events run out; labels are 1 in 3 from a model,
     settled as accepted, edited or rejected.
     """
     with ws.session() as s, s.begin():
@@ -349,6 +355,8 @@ def run_backend(backend: str, args: argparse.Namespace, root: Path) -> dict[str,
         server.terminate()
         server.wait(timeout=30)
         ws.close()
+        if url:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
     return {"load": loads, "analytics": analytics, "events": args.events,
             "labels": args.labels, "plant_seconds": round(plant_seconds, 1)}
 
@@ -365,6 +373,8 @@ def main() -> None:
     ap.add_argument("--think", default="0,1",
                     help="Think times in seconds between a labeler's requests, one load phase "
                     "each (0: back to back, a saturation test).")
+    ap.add_argument("--name", default="load",
+                    help="Results file benchmarks/results/NAME.json (smoke runs: load-smoke).")
     args = ap.parse_args()
     args.think = [float(t) for t in args.think.split(",")]
     root = Path(tempfile.mkdtemp(prefix="labelwise-load-"))
@@ -394,7 +404,7 @@ def main() -> None:
             for name, v in results[backend]["analytics"].items()]
     print_table(f"analytics on {args.events:,} events / {args.labels:,} labels",
                 ["backend", "endpoint", "p50 ms", "p95 ms"], rows)
-    path = write_results("load", results)
+    path = write_results(args.name, results)
     console.print(f"wrote {path}")
 
 

@@ -47,9 +47,9 @@ def test_overlapping_blobs_score_below_separable_ones_and_calibration_helps():
 
 
 def test_large_sets_use_a_held_out_share():
-    X, y = blobs(400, spread=2.0)
+    X, y = blobs(700, spread=2.0)
     card = train_classifier(X, y, classes=CLASSES, options=TrainOptions(head="linear")).card
-    assert card.evaluation.startswith("held-out 20%") and card.held_out_rows == 240
+    assert card.evaluation.startswith("held-out 20%") and card.held_out_rows == 420
 
 
 def test_mlp_head_learns_classes_that_no_line_separates():
@@ -122,6 +122,9 @@ def test_bad_embeddings_and_options_are_refused():
         train_classifier(X, y, classes=CLASSES, ids=np.zeros(30, np.int64))
     with pytest.raises(ValidationError, match="X_unlabeled has 4 dimensions"):
         train_classifier(X, y, classes=CLASSES, X_unlabeled=np.zeros((5, 4)))
+    model = train_classifier(X, y, classes=CLASSES)
+    with pytest.raises(ValidationError, match="have 4 dimensions but the model was trained on 16"):
+        model.predict(np.zeros((2, 4)))
 
 
 def test_every_held_out_split_keeps_every_class():

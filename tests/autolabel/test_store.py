@@ -95,7 +95,7 @@ def test_the_onnx_file_stands_alone(tmp_path, multi):
 
 
 def test_missing_models_and_wrong_embeddings_are_refused(tmp_path, single):
-    model, X = single
+    model, _ = single
     with pytest.raises(NotFoundError, match="no stored model versions"):
         load_classifier(tmp_path / "nothing")
     folder = tmp_path / "pets"

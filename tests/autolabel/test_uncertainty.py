@@ -35,7 +35,7 @@ def test_multi_label_uncertainty_is_the_distance_to_each_threshold():
 
 
 def test_bad_inputs_name_the_fix():
-    with pytest.raises(ValidationError, match="choose one of margin, least_confidence, entropy"):
+    with pytest.raises(ValidationError, match="choose one of least_confidence, margin, entropy"):
         uncertainty(PROBS, method="bald")
     with pytest.raises(ValidationError, match="between 0 and 1"):
         uncertainty(PROBS * 2)
@@ -90,3 +90,12 @@ def test_coverage_at_precision_and_review_lift():
     # The 10 most uncertain hold 9 of the 10 errors: lift 0.9 / 0.1 = 9.
     assert review_lift(u, correct, share=0.10) == pytest.approx(9.0)
     assert np.isnan(review_lift(u, np.ones(100, bool)))
+
+
+def test_a_one_percent_promise_needs_enough_held_out_items():
+    # No errors and a model sure of itself: 30 items cannot vouch for 1%, 100 can.
+    small = fit_buckets(np.linspace(0, 0.1, 30), np.ones(30, bool), np.zeros(30))
+    large = fit_buckets(np.linspace(0, 0.1, 100), np.ones(100, bool), np.zeros(100))
+    assert small.easy_max is None
+    assert large.easy_max == pytest.approx(0.1) and large.held_out["easy"].count == 100
+    assert large.held_out["easy"].estimated_error == pytest.approx(0.5 / 101)

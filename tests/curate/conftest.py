@@ -26,4 +26,4 @@ def modes():
 
 
 # The service tests embed real images: share the exported model with the embedding tests.
-from tests.embeddings.conftest import _shared_model_cache, model_cache  # noqa: E402, F401
+from tests.embeddings.conftest import _shared_model_cache, model_cache  # noqa: F401

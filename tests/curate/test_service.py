@@ -25,7 +25,7 @@ SIZE = 64
 def labeled_src(tmp_path_factory) -> Path:
     """120 Fashion-MNIST images by class, plus an exact copy of a sneaker filed as trouser."""
     src = write_fashion_mnist_folders(tmp_path_factory.mktemp("fm"), n=120, seed=5)
-    sneaker = sorted((src / "sneaker").iterdir())[0]
+    sneaker = min((src / "sneaker").iterdir())
     shutil.copy(sneaker, src / "trouser" / "copy-of-a-sneaker.png")
     return src
 

@@ -87,7 +87,7 @@ def test_labelers_cannot_curate_and_a_dataset_without_embeddings_says_what_to_ru
     assert labeler.get(f"{base}/scores").status_code == 403
     other = write_fashion_mnist_folders(tmp_path / "other", n=10, split="test", seed=9)
     ws.import_dataset("classfolders", other, dataset="bare")  # images never embedded
-    bare = [d for d in client.get("/api/datasets").json()["items"] if d["name"] == "bare"][0]
+    bare = next(d for d in client.get("/api/datasets").json()["items"] if d["name"] == "bare")
     r = client.post(f"/api/datasets/{bare['id']}/curation/select",
                     json={"budget": "5", "name": "x"})
     assert_error(r, 404, "NotFoundError", contains="labelwise embed bare")

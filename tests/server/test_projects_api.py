@@ -145,5 +145,9 @@ def test_exports_over_the_api(world):
     assert_error(boss.get(f"{url}/999/download"), 404, "NotFoundError")
     assert_error(boss.post(url, json={"format": "folder"}), 400, "LabelwiseError",
                  contains="choose one of")
+    assert_error(boss.post(url, json={"format": "coco", "options": {"filename": "../x.json"}}),
+                 422, "UnsafePathError", contains="plain file or folder name")
+    assert_error(boss.post(url, json={"format": "voc", "options": {"task": "detect"}}), 422,
+                 "ValidationError", contains="has no option 'task'")
     assert_error(world.clients["rita"].post(url, json={"format": "coco"}), 403,
                  "PermissionDeniedError")

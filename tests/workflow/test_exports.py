@@ -81,3 +81,20 @@ def test_bad_export_requests(team):
         exports.export_project(team.ws, team.project_id, "folder")
     with pytest.raises(NotFoundError, match="has no export 999"):
         exports.get_export(team.ws, team.project_id, 999)
+
+
+def test_writer_options_are_checked(team):
+    from labelwise.errors import UnsafePathError, ValidationError
+
+    with pytest.raises(ValidationError, match="format 'coco' has no option 'bogus'; its "
+                                             "options: filename"):
+        exports.export_project(team.ws, team.project_id, "coco", options={"bogus": 1})
+    for bad in ("../../escape.json", "/tmp/x.json", ".hidden", "a/b.json"):
+        with pytest.raises(UnsafePathError, match="plain file or folder name"):
+            exports.export_project(team.ws, team.project_id, "coco",
+                                   options={"filename": bad})
+    made = exports.export_project(team.ws, team.project_id, "coco", approved_only=False,
+                                  options={"filename": "labels.json"})
+    data = exports.export_bytes(team.ws, exports.get_export(team.ws, team.project_id, made.id))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert "labels.json" in zf.namelist()

@@ -97,8 +97,8 @@ def render_card(card: ModelCard):
         ("accuracy", _pct(card.accuracy) + (" (exact match)" if card.task == "multi-label"
                                             else "")),
         ("macro F1", f"{card.macro_f1:.3f}"),
-        ("calibration", f"{card.calibration}: ECE {_pct(card.ece_before)} -> "
-                        f"{_pct(card.ece_after)}"),
+        ("calibration",
+         f"{card.calibration}: ECE {_pct(card.ece_before)} -> {_pct(card.ece_after)}"),
         ("coverage at 99% precision", _pct(card.coverage_at_99)),
         ("trained on", f"{card.train_rows:,} labels in {card.training_seconds:.1f} s"),
         ("data digest", card.data_digest[:16]),

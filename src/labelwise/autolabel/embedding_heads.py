@@ -33,7 +33,7 @@ MAX_ITERATIONS = 200
 #: costs more than the second core gives, badly so when other processes share the cores.
 ONE_THREAD_BELOW = 2000
 #: Hidden units of the ``mlp`` head.
-DEFAULT_HIDDEN = 256
+DEFAULT_HIDDEN = 128
 
 
 @dataclass

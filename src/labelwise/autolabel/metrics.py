@@ -117,7 +117,7 @@ def review_lift(uncertainty: np.ndarray, correct: np.ndarray, *, share: float = 
     wrong = ~np.asarray(correct, dtype=bool)
     if not wrong.any():
         return float("nan")
-    top = max(1, int(round(share * len(u))))
+    top = max(1, round(share * len(u)))
     picked = np.argsort(-u, kind="stable")[:top]
     return float(wrong[picked].sum() / wrong.sum() / (top / len(u)))
 

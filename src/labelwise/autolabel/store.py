@@ -243,7 +243,7 @@ class StoredClassifier:
         try:
             self.session = ort.InferenceSession(str(path / "model.onnx"), opts,
                                                 providers=["CPUExecutionProvider"])
-        except Exception as err:  # noqa: BLE001 - onnxruntime's own error types
+        except Exception as err:  # onnxruntime raises its own untyped errors
             raise LabelwiseError(
                 f"{path / 'model.onnx'}: ONNX Runtime cannot load the model ({err}); retrain it"
             ) from err

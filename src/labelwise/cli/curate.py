@@ -33,7 +33,7 @@ EXPORT_SUFFIXES = (".csv", ".json")
 class CurateGroup(LabelwiseGroup):
     """``labelwise curate DATASET ...`` runs ``select``; a known subcommand name runs it."""
 
-    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201 - click's signature
+    def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["select", *args]
         return super().parse_args(ctx, args)

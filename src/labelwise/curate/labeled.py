@@ -114,5 +114,5 @@ def _select_in_class(
         return clean
     labels, _ = _kmeans(Xn[clean], min(quota, MAX_CLUSTERS), seed)
     picker = _Picker(len(clean))
-    _typical_fill(Xn[clean], labels, picker, quota, k=k, proportional=True)
+    _typical_fill(Xn[clean], labels, picker, quota, k=k, proportional=True, seed=seed)
     return clean[picker.result()]

@@ -39,7 +39,7 @@ MAX_CLUSTERS = 500
 TINY_BUDGET = 20
 TINY_SHARE = 0.05
 #: Largest share of the budget that ``select_unlabeled`` spends on rare / far-out items.
-RARE_SHARE_MAX = 0.3
+RARE_SHARE_MAX = 0.1
 #: Rows rarer than this quantile of ``rarity`` count as outliers, picked last.
 OUTLIER_QUANTILE = 0.9
 #: Pool share at which half of ``RARE_SHARE_MAX`` goes to rare items.
@@ -235,18 +235,27 @@ def _typical_fill(
     *,
     k: int,
     proportional: bool,
+    seed: int | None = None,
 ) -> None:
-    """Add ``count`` rows: each time the most typical free row of the neediest cluster.
+    """Add ``count`` rows: each time the next row of the neediest cluster.
 
     Neediest: first every cluster without a pick, largest first (coverage of every mode);
     then the largest among those with the fewest picks (TypiClust), or, with
     ``proportional``, the highest size / (picks + 1) so picks follow cluster sizes.
+    A cluster's first pick is its most typical row; later picks are the next most typical,
+    or with ``seed`` a random member (a stratified sample: past the first pick per mode,
+    more typical rows repeat what the model has seen, a random draw keeps the variety).
     """
     typ = _typicality(Xn, labels, k)
     n_clusters = int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=n_clusters).astype(np.float64)
     picks = np.zeros(n_clusters)
-    order = np.lexsort((-typ, labels))  # by cluster, most typical first
+    if seed is None:
+        order = np.lexsort((-typ, labels))  # by cluster, most typical first
+    else:  # by cluster: the most typical first, the rest in random order
+        noise = np.random.default_rng(seed).random(len(labels))
+        head = typ >= _cluster_max(typ, labels, n_clusters)[labels]
+        order = np.lexsort((noise, ~head, labels))
     starts = np.searchsorted(labels[order], np.arange(n_clusters))
     cursor = starts.copy()
     ends = np.r_[starts[1:], len(order)]
@@ -266,6 +275,12 @@ def _typical_fill(
         taken += 1
 
 
+def _cluster_max(values: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    out = np.full(n_clusters, -np.inf)
+    np.maximum.at(out, labels, values)
+    return out
+
+
 def _need(sizes: np.ndarray, picks: np.ndarray, proportional: bool) -> np.ndarray:
     uncovered = (picks == 0) * 1e12
     if proportional:
@@ -279,8 +294,8 @@ def rare_share(budget: int, n: int) -> float:
 
     0 up to ``TINY_BUDGET`` rows or ``TINY_SHARE`` of the pool (a model trained on few
     labels learns most from typical examples of each mode); then
-    ``RARE_SHARE_MAX * f / (f + RARE_SHARE_PIVOT)`` with ``f = budget / n``: about 9% at 10%
-    of the pool, 15% at 25%, 20% at half of it.
+    ``RARE_SHARE_MAX * f / (f + RARE_SHARE_PIVOT)`` with ``f = budget / n``: about 3% at 10%
+    of the pool, 5% at 25%, 7% at half of it.
     """
     f = budget / n
     if budget <= TINY_BUDGET or f < TINY_SHARE:
@@ -301,9 +316,10 @@ def select_unlabeled(
     """Rows worth labeling in an unlabeled pool: every mode covered, then rare ones.
 
     1. Cluster the pool into ``min(typical budget, MAX_CLUSTERS)`` k-means clusters and take
-       the most typical row of each, then, for a larger typical budget, more typical rows per
-       cluster in proportion to its size (TypiClust, extended beyond one pick per cluster).
-    2. Spend the rest (``rare_share`` of the budget: none at small budgets, up to 30% at
+       the most typical row of each (TypiClust), then, for a larger budget, more rows per
+       cluster in proportion to its size, drawn at random within the cluster (a stratified
+       sample: at large budgets typical rows only repeat what the first ones showed).
+    2. Spend the rest (``rare_share`` of the budget: none at small budgets, up to 10% at
        large ones) farthest-first from what is chosen (k-center greedy) among rows that
        are not outliers: rows in sparse regions and small far clusters, which typical
        picks never reach.
@@ -334,7 +350,7 @@ def select_unlabeled(
         labels = np.asarray(clusters, dtype=np.int64)
     else:
         labels, _ = _kmeans(Xn, n_clusters, seed)
-    _typical_fill(Xn, labels, picker, n_typical, k=k, proportional=True)
+    _typical_fill(Xn, labels, picker, n_typical, k=k, proportional=True, seed=seed)
     n_rare = b - len(picker.chosen)
     if n_rare > 0:
         rare = _rarity(Xn, k) if rarity_scores is None else np.asarray(rarity_scores)

@@ -9,7 +9,9 @@ however the labels change afterwards.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -28,9 +30,9 @@ from labelwise.db.workflow_models import (
     TaskAnnotationRow,
     TaskRow,
 )
-from labelwise.errors import NotFoundError
+from labelwise.errors import NotFoundError, UnsafePathError, ValidationError
 from labelwise.io.exporter import _class, _copy_images
-from labelwise.io.formats import get_format
+from labelwise.io.formats import FormatSpec, get_format
 from labelwise.storage import image_key
 from labelwise.workflow.projects import project_classes
 
@@ -112,6 +114,7 @@ def export_project(
     """Write and snapshot the project's labels; ``dest`` None keeps only the snapshot."""
     spec = get_format(fmt, writable=True)
     options = dict(options or {})
+    check_options(spec, options)
     draft, keys = project_draft(ws, project_id, approved_only=approved_only)
     manifest = {r.path: k for r, k in zip(draft.images, keys, strict=True)}
     with tempfile.TemporaryDirectory(prefix="labelwise-export-") as tmp:
@@ -142,6 +145,30 @@ def export_project(
         s.add(link)
         s.flush()
         return _public(link, export, dest=str(dest) if dest is not None else None)
+
+
+#: Writer options naming a file or folder: a plain name, never a path out of the export.
+_NAME_OPTIONS = ("filename", "split_name")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_options(spec: FormatSpec, options: dict[str, Any]) -> None:
+    """Options must be keyword options of the format's writer; names must be plain names."""
+    params = inspect.signature(spec.write).parameters
+    accepted = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValidationError(
+            f"format {spec.name!r} has no option {', '.join(map(repr, unknown))}; its options: "
+            f"{', '.join(accepted) or 'none'}"
+        )
+    for key in _NAME_OPTIONS:
+        value = options.get(key)
+        if value is not None and not (isinstance(value, str) and _PLAIN_NAME.fullmatch(value)):
+            raise UnsafePathError(
+                f"option {key}={value!r} must be a plain file or folder name (letters, digits, "
+                "'.', '_', '-'), not a path"
+            )
 
 
 def _zip(root: Path, files: list[Path], manifest: dict[str, str]) -> bytes:

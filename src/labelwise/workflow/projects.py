@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labelwise.core.schema import LabelClass
@@ -112,7 +113,11 @@ def create_project(
         settings=dict(settings or {}), created_by=creator.id,
     )
     session.add(project)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as err:  # created by someone else since the check above
+        raise ConflictError(f"a project named {name!r} already exists; pick another name"
+                            ) from err
     session.add(ProjectMemberRow(project_id=project.id, user_id=creator.id, role="manager"))
     _create_tasks(session, project)
     if import_labels:
@@ -223,7 +228,11 @@ def add_member(session: Session, project: ProjectRow, user: UserRow, role: str) 
         session.add(ProjectMemberRow(project_id=project.id, user_id=user.id, role=role))
     else:
         row.role = role
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as err:  # added at the same moment by another request
+        raise ConflictError(f"{user.username!r} was just added to project {project.name!r} "
+                            "by someone else; reload the members and retry") from err
 
 
 def remove_member(session: Session, project: ProjectRow, user: UserRow) -> None:

@@ -35,7 +35,7 @@ router = APIRouter(
     prefix="/api/datasets/{dataset_id}/curation",
     tags=["curation"],
     dependencies=[Depends(require_role("manager"))],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 
 SortKey = Annotated[
@@ -110,7 +110,7 @@ def mislabels(
     top: Annotated[int | None, Query(ge=1, le=100_000, description="Only the K first.")] = None,
     objects: Annotated[bool, Query(description="Object classes, not image categories.")] = False,
     min_score: Annotated[float, Query(ge=0, le=1, description="Only scores >= this.")] = 0.0,
-    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",  # noqa: A002
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
 ) -> dict | Response:
     items = service.mislabels(ws, dataset_id, top=top, objects=objects, min_score=min_score)
     if format == "csv":
