@@ -153,7 +153,7 @@ def test_bad_budgets_are_refused_before_anything_is_written(labeled, budget, mes
         assert s.scalar(select(func.count()).select_from(SplitRow)) == 0
 
 
-def test_unknown_split_taken_name_and_missing_embeddings_say_what_to_do(labeled, labeled_src):
+def test_unknown_split_taken_name_and_missing_embeddings_say_what_to_do(labeled, tmp_path):
     with pytest.raises(NotFoundError, match="split"):
         labeled.curate("fm", budget=5, name="x", from_split="nope")
     with pytest.raises(NotFoundError, match="split"):
@@ -162,7 +162,8 @@ def test_unknown_split_taken_name_and_missing_embeddings_say_what_to_do(labeled,
     with pytest.raises(ConflictError, match="--replace"):
         labeled.curate("fm", budget=5, name="taken")
     assert len(labeled.curate("fm", budget=6, name="taken", replace=True).asset_ids) == 6
-    labeled.import_dataset("classfolders", labeled_src, dataset="bare")
+    other = write_fashion_mnist_folders(tmp_path / "other", n=10, split="test", seed=9)
+    labeled.import_dataset("classfolders", other, dataset="bare")  # never embedded
     with pytest.raises(NotFoundError, match="labelwise embed bare"):
         labeled.curate("bare", budget=5, name="x")
     with pytest.raises(NotFoundError, match="labelwise embed bare"):

@@ -3,8 +3,8 @@
 ``score_items`` is what the service stores per asset (and per object): cluster, cluster size,
 rarity, typicality, near-duplicate group and, for labeled items, the mislabel score with the
 label the item more likely has. At 100,000 embeddings the scores take seconds, not minutes:
-neighbourhoods and clusters are computed on ``reduce_dimensions`` (PCA to 128-d) and the
-k-NN graph is built once; near-duplicate candidates from it are confirmed on the full
+neighbourhoods and clusters of pools above 20,000 rows are computed on ``reduce_dimensions``
+(PCA to 128-d), and the k-NN graph is built once; near-duplicate candidates from it are confirmed on the full
 vectors, whose distances the duplicate thresholds were calibrated on.
 
     >>> import numpy as np
@@ -43,6 +43,8 @@ from labelwise.embeddings.duplicates import (
 from labelwise.embeddings.index import knn_graph, l2_normalize
 from labelwise.errors import ValidationError
 
+#: Pools larger than this are PCA-reduced (``reduce_dimensions``) before scoring.
+REDUCE_ABOVE = 20_000
 #: Largest number of clusters ``default_clusters`` proposes.
 MAX_SCORE_CLUSTERS = 300
 #: Neighbours whose full-vector distance is checked for near-duplicates.
@@ -62,7 +64,7 @@ class ItemScores:
     duplicate_group: np.ndarray  # int64, -1 = no near-duplicate; equal ids = copies
     mislabel: np.ndarray | None = None  # float32 in [0, 1], labeled pools only
     suggested: np.ndarray | None = None  # int64, the class the row more likely is
-    reduced: np.ndarray | None = None  # the PCA-reduced unit vectors the scores came from
+    reduced: np.ndarray | None = None  # unit vectors scored (PCA-reduced for large pools)
 
     @property
     def n_clusters(self) -> int:
@@ -94,6 +96,7 @@ def score_items(
     duplicate_threshold: float = DEFAULT_THRESHOLD,
     pair_filter: PairFilter | None = None,
     folds: int = 5,
+    pred_probs: np.ndarray | None = None,
 ) -> ItemScores:
     """Cluster, rarity, typicality, near-duplicate group (and mislabel scores) of each row.
 
@@ -107,6 +110,8 @@ def score_items(
             vectors (``labelwise.embeddings.duplicates``).
         pair_filter: a second check on candidate duplicate pairs (the pixel check).
         folds: out-of-fold folds for the mislabel model.
+        pred_probs: (n, C) out-of-fold probabilities to use instead of training that model
+            (rows of unlabeled items are ignored).
 
     Returns: an ``ItemScores``; deterministic given ``seed``.
     """
@@ -120,7 +125,9 @@ def score_items(
         raise ValidationError(f"n_clusters {n_clusters} is larger than the {n} rows of X")
     lab = None if labels is None else _check_partial_labels(labels, n)
 
-    R = reduce_dimensions(arr, dims=dims, seed=seed)
+    # Small pools keep the full vectors (better neighbours and models, still seconds);
+    # large ones are reduced once so every later step is 10x cheaper.
+    R = reduce_dimensions(arr, dims=dims, seed=seed) if n > REDUCE_ABOVE else l2_normalize(arr)
     dist, nbr = knn_graph(R, max(k, DUPLICATE_K, VOTE_K))
     cluster, _ = _kmeans(R, n_clusters, seed)
     sizes = np.bincount(cluster, minlength=n_clusters)
@@ -133,7 +140,8 @@ def score_items(
         reduced=R,
     )
     if lab is not None:
-        scores.mislabel, scores.suggested = _mislabels(R, lab, (dist, nbr), folds, seed)
+        scores.mislabel, scores.suggested = _mislabels(R, lab, (dist, nbr), folds, seed,
+                                                       pred_probs)
     return scores
 
 
@@ -179,6 +187,7 @@ def _mislabels(
     neighbours: tuple[np.ndarray, np.ndarray],
     folds: int,
     seed: int,
+    pred_probs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mislabel scores of the labeled rows (NaN / -1 for the rest)."""
     n = len(labels)
@@ -194,7 +203,10 @@ def _mislabels(
     else:
         Rk, sub = R, (dist[:, :VOTE_K], nbr[:, :VOTE_K])
     lab = labels[known]
-    probs = out_of_fold_probs(Rk, lab, folds=min(folds, len(known)), seed=seed)
+    if pred_probs is not None:
+        probs = np.asarray(pred_probs)[known]
+    else:
+        probs = out_of_fold_probs(Rk, lab, folds=min(folds, len(known)), seed=seed)
     score[known], suggested[known] = mislabel_scores(Rk, lab, pred_probs=probs, neighbours=sub)
     return score, suggested
 
@@ -207,14 +219,15 @@ def curate_unlabeled(
     scores: ItemScores | None = None,
     dims: int = DEFAULT_DIMS,
 ) -> np.ndarray:
-    """``select_unlabeled`` on the reduced vectors, reusing ``scores`` when given.
+    """``select_unlabeled`` on the scored vectors, reusing ``scores`` when given.
 
     The selection the service runs: near-duplicate groups, rarity and (when their number
     fits the budget) clusters come from ``scores``; without them, from the PCA alone.
     Returns the chosen positions in pick order.
     """
     if scores is None:
-        R = reduce_dimensions(check_embeddings(X), dims=dims, seed=seed)
+        arr = check_embeddings(X)
+        R = reduce_dimensions(arr, dims=dims, seed=seed) if len(arr) > REDUCE_ABOVE else arr
         return select_unlabeled(R, budget=budget, seed=seed)
     R = scores.reduced if scores.reduced is not None else reduce_dimensions(X, dims=dims)
     return select_unlabeled(

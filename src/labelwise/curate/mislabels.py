@@ -33,9 +33,9 @@ from labelwise.embeddings.index import knn_graph, l2_normalize
 from labelwise.errors import ValidationError
 
 #: Neighbours that vote on each item's label by default.
-DEFAULT_K = 10
+DEFAULT_K = 20
 #: Weight of the neighbour vote against the model's probabilities when both are present.
-VOTE_WEIGHT = 0.5
+VOTE_WEIGHT = 0.3
 
 
 def mislabel_scores(
