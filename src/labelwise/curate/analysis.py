@@ -219,22 +219,28 @@ def curate_unlabeled(
     scores: ItemScores | None = None,
     dims: int = DEFAULT_DIMS,
 ) -> np.ndarray:
-    """``select_unlabeled`` on the scored vectors, reusing ``scores`` when given.
+    """``select_unlabeled`` on PCA-reduced vectors, reusing ``scores`` when given.
 
-    The selection the service runs: near-duplicate groups, rarity and (when their number
-    fits the budget) clusters come from ``scores``; without them, from the PCA alone.
+    The selection the service runs. It always works on ``reduce_dimensions`` of ``X``: on
+    the 10,000-image benchmark pool the reduced vectors chose better training sets than
+    the full ones at 6 of 9 budgets (their clusters follow the main axes of variation).
+    Near-duplicate groups and rarity come from ``scores``, and so do the clusters when
+    ``scores`` were computed on the same reduced vectors and their number fits the budget.
     Returns the chosen positions in pick order.
     """
+    arr = check_embeddings(X)
+    if scores is not None and scores.reduced is not None and scores.reduced.shape[1] <= dims:
+        R = scores.reduced
+    else:
+        R = reduce_dimensions(arr, dims=dims, seed=seed)
     if scores is None:
-        arr = check_embeddings(X)
-        R = reduce_dimensions(arr, dims=dims, seed=seed) if len(arr) > REDUCE_ABOVE else arr
         return select_unlabeled(R, budget=budget, seed=seed)
-    R = scores.reduced if scores.reduced is not None else reduce_dimensions(X, dims=dims)
+    same_space = R is scores.reduced
     return select_unlabeled(
         R,
         budget=budget,
         seed=seed,
         duplicate_groups=scores.duplicate_groups(),
-        clusters=scores.cluster,
+        clusters=scores.cluster if same_space else None,
         rarity_scores=scores.rarity,
     )
