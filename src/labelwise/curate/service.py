@@ -115,7 +115,9 @@ def load_pool(
         if objects:
             rows = s.execute(
                 select(AnnotationRow.id, AnnotationRow.class_id, AnnotationRow.asset_id)
-                .where(AnnotationRow.dataset_id == ds_id, AnnotationRow.bbox_w.is_not(None))
+                .where(AnnotationRow.dataset_id == ds_id,
+                       AnnotationRow.bbox_w.is_not(None) | AnnotationRow.polygons.is_not(None)
+                       | AnnotationRow.keypoints.is_not(None))
             ).all()
             by_id = {a: (index[c], asset) for a, c, asset in rows}
             labels[:] = [by_id[int(a)][0] for a in ids]
