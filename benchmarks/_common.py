@@ -75,6 +75,16 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def write_sections(name: str, results: dict[str, Any], *, partial: bool) -> Path:
+    """Write ``results``; a ``partial`` run (some sections only) keeps the stored others."""
+    previous = RESULTS / f"{name}.json"
+    if partial and previous.exists():
+        kept = json.loads(previous.read_text())
+        kept.pop("machine", None)
+        results = {**kept, **results}
+    return write_results(name, results)
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()

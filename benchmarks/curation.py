@@ -19,7 +19,13 @@ import time
 import warnings
 
 import numpy as np
-from _common import RESULTS, console, fashion_mnist_embeddings, print_table, write_results
+from _common import (
+    RESULTS,
+    console,
+    fashion_mnist_embeddings,
+    print_table,
+    write_sections,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -279,12 +285,7 @@ def main() -> None:
         results["speed"] = bench_speed(X, y, n=20_000 if q else 100_000)
     report(results)
     name = "curation" + ("-quick" if q else "")
-    previous = RESULTS / f"{name}.json"
-    if only != set(ALL) and previous.exists():  # a partial run updates its sections only
-        kept = json.loads(previous.read_text())
-        kept.pop("machine", None)
-        results = {**kept, **results}
-    path = write_results(name, results)
+    path = write_sections(name, results, partial=only != set(ALL))
     console.print(f"results written to {path}")
 
 

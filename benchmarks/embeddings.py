@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import shutil
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, console, median, print_table, write_results  # noqa: E402
+from _common import console, median, print_table, write_sections  # noqa: E402
 
 import labelwise  # noqa: E402
 from labelwise.embeddings.backbones import OnnxEmbedder, get_model  # noqa: E402
@@ -368,12 +367,7 @@ def main() -> None:
                      ["raw pixels (baseline)", p["raw_pixels_accuracy"],
                       f"{p['train']}/{p['test']}"]])
     name = "embeddings" + ("-quick" if q else "")
-    previous = RESULTS / f"{name}.json"
-    if only != set(ALL) and previous.exists():  # a partial run updates its sections only
-        kept = json.loads(previous.read_text())
-        kept.pop("machine", None)
-        results = {**kept, **results}
-    path = write_results(name, results)
+    path = write_sections(name, results, partial=only != set(ALL))
     console.print(f"results written to {path}")
 
 

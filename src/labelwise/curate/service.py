@@ -41,7 +41,7 @@ from labelwise.db.splits import create_split
 from labelwise.embeddings.backbones import BUILTIN
 from labelwise.embeddings.search import pixel_check, resolve_size
 from labelwise.embeddings.store import load_embeddings, load_object_embeddings
-from labelwise.errors import NotFoundError, ValidationError
+from labelwise.errors import ConflictError, NotFoundError, ValidationError
 from labelwise.workspace import Workspace
 
 #: Tag given to assets marked for review by ``mark_for_review``.
@@ -306,14 +306,21 @@ def select_split(
     if mode not in MODES:
         raise ValidationError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     _check_new_split(ws, dataset, name, replace)
-    if mode == "auto":
-        mode = _auto_mode(ws, dataset, model=model, size=size, split=from_split)
     images = load_pool(ws, dataset, model=model, size=size, split=from_split)
     b = parse_budget(budget, len(images.ids))
+    objects = None
+    if mode in ("auto", "objects"):
+        try:
+            objects = load_pool(ws, dataset, model=model, size=images.size, split=from_split,
+                                objects=True)
+        except NotFoundError:
+            if mode == "objects":
+                raise
+    if mode == "auto":
+        labeled = images.labeled.mean() > LABELED_SHARE
+        mode = "objects" if objects is not None else "labeled" if labeled else "unlabeled"
     image_run = _score_and_store(ws, images, seed=seed, verify=verify)
-    if mode == "objects":
-        objects = load_pool(ws, dataset, model=model, size=images.size, split=from_split,
-                            objects=True)
+    if objects is not None and mode == "objects":
         object_run = _score_and_store(ws, objects, seed=seed, verify=False)
         chosen = _select_by_objects(images, image_run.scores, objects, object_run.scores, b,
                                     seed)
@@ -341,25 +348,10 @@ def _check_new_split(ws: Workspace, dataset: str | int, name: str, replace: bool
         except NotFoundError:
             return
     if not replace:
-        from labelwise.errors import ConflictError
-
         raise ConflictError(
             f"dataset {ds.name!r} already has a split {name!r}; choose another --name or "
             "pass --replace"
         )
-
-
-def _auto_mode(
-    ws: Workspace, dataset: str | int, *, model: str, size: int | None, split: str | None
-) -> str:
-    try:
-        load_object_embeddings(ws, dataset, model=model,
-                               size=resolve_size(ws, model, size, dataset=dataset), split=split)
-        return "objects"
-    except NotFoundError:
-        pass
-    images = load_pool(ws, dataset, model=model, size=size, split=split)
-    return "labeled" if images.labeled.mean() > LABELED_SHARE else "unlabeled"
 
 
 def _select_images(
