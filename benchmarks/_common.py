@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from rich.console import Console
@@ -42,7 +42,7 @@ def run_isolated(code: str, *args: str, env: dict[str, str] | None = None) -> di
     The snippet must print one JSON object on its last stdout line.
     """
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True,
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False,
         env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
@@ -86,7 +86,7 @@ def write_sections(name: str, results: dict[str, Any], *, partial: bool) -> Path
 
 
 class Timer:
-    def __enter__(self) -> Timer:
+    def __enter__(self) -> Self:
         self.t0 = time.perf_counter()
         return self
 

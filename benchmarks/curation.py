@@ -47,6 +47,8 @@ COLD_BUDGETS = (10, 20, 50, 100, 200, 500, 1000, 2500, 5000)
 #: shoes sneaker -> sandal -> ankle boot -> sneaker.
 ASYMMETRIC = {0: 6, 6: 0, 2: 4, 4: 2, 7: 5, 5: 9, 9: 7}
 ALL = ("coldstart", "labeled", "validation", "mislabels", "speed")
+#: Cold-start methods, in table order.
+COLD_METHODS = ("random", "k-center greedy", "TypiClust", "labelwise")
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -121,13 +123,14 @@ def bench_labeled(X, y, Xte, yte, *, seeds) -> dict:
     for s in seeds:
         idx = select_random(X, budget=b, seed=s)
         rnd.append(accuracy(Xn[idx], y[idx], Xte_n, yte))
-        idx = select_labeled(X, y, budget=b, seed=s, mislabel_scores=scores.mislabel)
+        idx = select_labeled(X, y, budget=b, seed=s, mislabel_scores=scores.mislabel,
+                             margins=scores.margin)
         ours.append(accuracy(Xn[idx], y[idx], Xte_n, yte))
-        idx = select_labeled(X, y, budget=b, seed=s)
+        idx = select_labeled(X, y, budget=b, seed=s, mislabel_scores=scores.mislabel)
         ours_plain.append(accuracy(Xn[idx], y[idx], Xte_n, yte))
     full = accuracy(Xn, y, Xte_n, yte)
     return {"budget": b, "full_pool": full, "random": mean_std(rnd), "labelwise": mean_std(ours),
-            "labelwise_without_mislabel_scores": mean_std(ours_plain)}
+            "labelwise_without_margins": mean_std(ours_plain)}
 
 
 # -- 3. validation set ---------------------------------------------------------------------------
@@ -270,9 +273,9 @@ def main() -> None:
         stored = RESULTS / ("curation-quick.json" if q else "curation.json")
         if wanted is not None and stored.exists():  # keep the other methods' rows
             kept = json.loads(stored.read_text()).get("coldstart", {}).get("methods", {})
-            results["coldstart"]["methods"] = {
-                **{m: v for m, v in kept.items() if m not in wanted},
-                **results["coldstart"]["methods"]}
+            merged = {**{m: v for m, v in kept.items() if m not in wanted},
+                      **results["coldstart"]["methods"]}
+            results["coldstart"]["methods"] = {m: merged[m] for m in COLD_METHODS if m in merged}
     if "labeled" in only:
         results["labeled"] = bench_labeled(X, y, Xte, yte, seeds=seeds)
     if "validation" in only:
@@ -307,7 +310,7 @@ def markdown(r: dict) -> str:
         out += ["| labeled selection, 25% | accuracy | vs full pool |", "|---|---|---|",
                 f"| full pool | {100 * lab['full_pool']:.1f} | - |"]
         for key, name in (("random", "random 25%"), ("labelwise", "labelwise 25%"),
-                          ("labelwise_without_mislabel_scores", "labelwise, no mislabel scores")):
+                          ("labelwise_without_margins", "labelwise, no margins (typical-first)")):
             out.append(f"| {name} | {fmt(*lab[key])} | "
                        f"{100 * (lab[key][0] - lab['full_pool']):+.1f} |")
         out.append("")
@@ -361,8 +364,8 @@ def report(results: dict) -> None:
                       f"{100 * (r['random'][0] - r['full_pool']):+.1f}", "-"],
                      ["labelwise 25%", fmt(*r["labelwise"]),
                       f"{100 * (r['labelwise'][0] - r['full_pool']):+.1f}", ">= -1.0 (stretch -0.3)"],
-                     ["labelwise 25%, no mislabel scores", fmt(*r["labelwise_without_mislabel_scores"]),
-                      f"{100 * (r['labelwise_without_mislabel_scores'][0] - r['full_pool']):+.1f}",
+                     ["labelwise 25%, no margins", fmt(*r["labelwise_without_margins"]),
+                      f"{100 * (r['labelwise_without_margins'][0] - r['full_pool']):+.1f}",
                       "-"]])
     if "validation" in results:
         v = results["validation"]

@@ -5,11 +5,20 @@
 
 1. Load: N simulated labelers (async httpx, one API token each) loop next-task -> save one box
    -> submit for the given seconds against ``uvicorn --factory labelwise.server.app:app_from_env``
-   (PostgreSQL with 2 workers, SQLite with 1), once per ``--think`` time: 0 sends requests
-   back to back (a saturation test), 1 waits 0.5-1.5 s before each request (people draw
-   between saves). Counted: errors (non-2xx or transport failures), tasks handed to two
-   labelers, the database's submit count against the clients', p50/p95/p99 per request kind.
-2. Analytics: a second project gets ``--events`` task events and ``--labels`` task labels
+   (PostgreSQL with 2 workers, SQLite with 1), once per ``--think`` time:
+
+   - think 1 ("labelers"): each waits 0.5-1.5 s before every request, as people draw between
+     saves (faster than people: a task every ~3 s). This phase is the latency figure for
+     "N concurrent labelers".
+   - think 0 ("saturation"): requests back to back. N requests are always in flight, so by
+     Little's law the mean latency is N / throughput: this phase measures throughput
+     (requests/s), and its p95 is queueing, not the cost of a request.
+
+   Counted: errors (non-2xx or transport failures), tasks handed to two labelers, the
+   database's submit count against the clients', p50/p95/p99 per request kind, and the CPU
+   time the server processes and the database backends spent per request (from /proc; on a
+   shared machine a steadier figure than latency).
+2. Analytics (``--events 0`` skips it): a second project gets ``--events`` task events and ``--labels`` task labels
    (bulk-inserted with ``labelwise.db.bulk``: 11-event histories of assign/start/save/submit/
    reject/resubmit/approve over 30 days, 50 labelers, four tools); each analytics endpoint is
    then called repeatedly over HTTP: p50/p95 per endpoint.
@@ -37,13 +46,13 @@ import httpx
 from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import console, percentile, print_table, write_results  # noqa: E402
+from _common import console, percentile, print_table, write_results
 
-import labelwise  # noqa: E402
-from labelwise.db.bulk import bulk_insert  # noqa: E402
-from labelwise.db.models import DatasetRow, LabelClassRow, LabelSchemaRow  # noqa: E402
-from labelwise.db.workflow_models import TaskEventRow, TaskRow  # noqa: E402
-from labelwise.workflow import accounts, projects  # noqa: E402
+import labelwise
+from labelwise.db.bulk import bulk_insert
+from labelwise.db.models import DatasetRow, LabelClassRow, LabelSchemaRow
+from labelwise.db.workflow_models import TaskEventRow, TaskRow
+from labelwise.workflow import accounts, projects
 
 PG_ADMIN = os.environ.get("LABELWISE_TEST_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -59,18 +68,24 @@ def _pg_admin(*statements: str) -> None:
     from sqlalchemy.engine import make_url
 
     admin = make_url(PG_ADMIN)
-    conninfo = dict(host=admin.host, port=admin.port or 5432, user=admin.username,
-                    dbname=admin.database, password=admin.password)
+    conninfo = {"host": admin.host, "port": admin.port or 5432, "user": admin.username,
+                "dbname": admin.database, "password": admin.password}
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
 
 
-def fresh_pg_url() -> str:
+def fresh_pg_url(name: str = PG_DB) -> str:
+    """The URL of a new, empty PostgreSQL database ``name`` (an old one is dropped)."""
     from sqlalchemy.engine import make_url
 
-    _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)', f'CREATE DATABASE "{PG_DB}"')
-    return make_url(PG_ADMIN).set(database=PG_DB).render_as_string(hide_password=False)
+    drop_pg_database(name)
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(name: str = PG_DB) -> None:
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build(ws: labelwise.Workspace, *, n_assets: int, n_labelers: int) -> dict[str, Any]:
@@ -146,6 +161,54 @@ def start_server(root: Path, url: str | None, workers: int, port: int) -> subpro
     raise RuntimeError("the server did not answer /api/health within 60 s")
 
 
+# -- CPU spent, whatever else runs on the machine ----------------------------------------------
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_snapshot(server: subprocess.Popen, ws: labelwise.Workspace) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the server's processes and of the database's backends (PostgreSQL:
+    the server processes of connections to this database)."""
+    snap = {"server": {p: _cpu_seconds(p) for p in _descendants(server.pid)}, "database": {}}
+    if ws.engine.dialect.name == "postgresql":
+        with ws.engine.connect() as conn:
+            pids = conn.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = "
+                                     "current_database() AND pid <> pg_backend_pid()")).all()
+        snap["database"] = {p: _cpu_seconds(p) for p in pids}
+    return snap
+
+
+def cpu_used(before: dict[str, dict[int, float]],
+             after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds between two snapshots (backends that exited in between are not counted)."""
+    return {part: sum(max(0.0, t - before[part].get(p, 0.0)) for p, t in after[part].items())
+            for part in after}
+
+
 # -- load ---------------------------------------------------------------------------------------
 async def labeler(client: httpx.AsyncClient, token: str, setup: dict[str, Any],
                   deadline: float, think: float, stats: dict[str, Any]) -> None:
@@ -208,8 +271,9 @@ def db_counts(ws: labelwise.Workspace, project_id: int) -> dict[str, int]:
 
 
 def summarize(stats: dict[str, Any], workers: int, labelers: int, think: float,
-              db: dict[str, int]) -> dict[str, Any]:
+              db: dict[str, int], cpu: dict[str, float]) -> dict[str, Any]:
     all_latency = [v for vs in stats["latency"].values() for v in vs]
+    n = max(1, len(all_latency))
     return {
         "workers": workers, "labelers": labelers, "think_seconds": think,
         "seconds": round(stats["wall"], 1), "requests": len(all_latency),
@@ -218,11 +282,20 @@ def summarize(stats: dict[str, Any], workers: int, labelers: int, think: float,
         "handed_to_two_labelers": sum(1 for who in stats["handed"].values() if len(who) > 1),
         "client_submits": stats["submits"], **db,
         "requests_per_s": round(len(all_latency) / stats["wall"], 1),
+        "server_cpu_ms_per_request": round(cpu["server"] * 1000 / n, 2),
+        "database_cpu_ms_per_request": round(cpu["database"] * 1000 / n, 2),
         "latency_ms": {k: {"p50": percentile(v, 0.5) * 1000,
                            "p95": percentile(v, 0.95) * 1000,
                            "p99": percentile(v, 0.99) * 1000}
                        for k, v in {**stats["latency"], "all": all_latency}.items() if v},
     }
+
+
+def phase_name(think: float) -> str:
+    """Back to back is a saturation test; with think time it stands for people labeling."""
+    if not think:
+        return "saturation (no think time)"
+    return f"labelers (think {0.5 * think:g}-{1.5 * think:g} s)"
 
 
 # -- analytics data ---------------------------------------------------------------------------
@@ -341,22 +414,29 @@ def run_backend(backend: str, args: argparse.Namespace, root: Path) -> dict[str,
         for think in args.think:
             before = db_counts(ws, setup["project_id"])
             console.print(f"load: {args.labelers} labelers for {args.seconds:g} s, think time "
-                          f"{think:g} s ({workers} worker(s))")
+                          f"{think:g} s ({workers} worker(s)); load average "
+                          f"{os.getloadavg()[0]:.1f}")
+            cpu_before = cpu_snapshot(server, ws)
             stats = asyncio.run(run_load(port, setup, args.seconds, think))
+            cpu = cpu_used(cpu_before, cpu_snapshot(server, ws))
             after = db_counts(ws, setup["project_id"])
             loads.append(summarize(stats, workers, args.labelers, think,
-                                   {k: after[k] - before[k] for k in after}))
-        console.print(f"analytics: planting {args.events:,} events and {args.labels:,} labels")
-        t0 = time.perf_counter()
-        history = plant_history(ws, setup, n_events=args.events, n_labels=args.labels)
-        plant_seconds = time.perf_counter() - t0
-        analytics = time_analytics(port, setup["owner_token"], history, args.repeats)
+                                   {k: after[k] - before[k] for k in after}, cpu))
+            loads[-1]["load_average"] = round(os.getloadavg()[0], 1)
+        analytics, plant_seconds = {}, 0.0
+        if args.events:
+            console.print(f"analytics: planting {args.events:,} events and {args.labels:,} "
+                          "labels")
+            t0 = time.perf_counter()
+            history = plant_history(ws, setup, n_events=args.events, n_labels=args.labels)
+            plant_seconds = time.perf_counter() - t0
+            analytics = time_analytics(port, setup["owner_token"], history, args.repeats)
     finally:
         server.terminate()
         server.wait(timeout=30)
         ws.close()
         if url:
-            _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+            drop_pg_database()
     return {"load": loads, "analytics": analytics, "events": args.events,
             "labels": args.labels, "plant_seconds": round(plant_seconds, 1)}
 
@@ -366,7 +446,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--labelers", type=int, default=50)
     ap.add_argument("--assets", type=int, default=50_000)
-    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=1_000_000,
+                    help="Task events planted for the analytics section; 0 skips it.")
     ap.add_argument("--labels", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=40)
     ap.add_argument("--backends", default="postgresql,sqlite")
@@ -388,17 +469,24 @@ def main() -> None:
     for backend in args.backends.split(","):
         for ld in results[backend]["load"]:
             lat = ld["latency_ms"]
-            phase = f"{backend[:6]} x{ld['workers']} think {ld['think_seconds']:g}s"
+            phase = f"{backend[:6]} x{ld['workers']} {phase_name(ld['think_seconds'])}"
             rows.append([phase, ld["requests"], ld["requests_per_s"],
                          ld["errors"], ld["handed_to_two_labelers"],
                          f"{ld['client_submits']}/{ld['db_submit_events']}",
-                         lat["all"]["p50"], lat["all"]["p95"]])
+                         lat["all"]["p50"], lat["all"]["p95"], lat["all"]["p99"],
+                         ld["server_cpu_ms_per_request"], ld["database_cpu_ms_per_request"],
+                         ld["load_average"]])
             kinds += [[phase, k, v["p50"], v["p95"], v["p99"]] for k, v in lat.items()]
-    print_table("load: next -> save -> submit",
+    print_table("load: next -> save -> submit (labelers: the p95 target; saturation: "
+                "throughput)",
                 ["phase", "requests", "req/s", "errors", "twice", "submits client/db",
-                 "p50 ms", "p95 ms"], rows)
+                 "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req", "db CPU ms/req",
+                 "load avg"], rows)
     print_table("latency per request kind", ["phase", "kind", "p50 ms", "p95 ms", "p99 ms"],
                 kinds)
+    if not any(results[b]["analytics"] for b in args.backends.split(",")):
+        console.print(f"wrote {write_results(args.name, results)}")
+        return
     rows = [[backend, name, v["p50_ms"], v["p95_ms"]]
             for backend in args.backends.split(",")
             for name, v in results[backend]["analytics"].items()]

@@ -42,8 +42,15 @@ class Workspace:
         return open_store(self.settings.resolved_storage_url)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as s:
+    def session(self, *, pinned: bool = False) -> Iterator[Session]:
+        """A database session. ``pinned``: it keeps one pooled connection for its whole life,
+        however many transactions it runs (a web request: one checkout, not one per
+        transaction)."""
+        if not pinned:
+            with self._sessions() as s:
+                yield s
+            return
+        with self._sessions.kw["bind"].connect() as conn, self._sessions(bind=conn) as s:
             yield s
 
     def close(self) -> None:
@@ -223,6 +230,196 @@ class Workspace:
         from labelwise.curate.service import mark_for_review
 
         return mark_for_review(self, dataset, items)
+
+    # -- team: users and API tokens (``labelwise user ...``) -------------------------------
+    # Run as the workspace operator, like the CLI: no sign-in; user dicts never hold a hash.
+    def add_user(self, username: str, *, role: str, password: str,
+                 display_name: str = "") -> dict[str, Any]:
+        """Add a user with a workspace role (owner, admin, manager, reviewer, labeler)."""
+        from labelwise.workflow import operator
+
+        return operator.add_user(self, username, role=role, password=password,
+                                 display_name=display_name)
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user (deactivated ones too), in creation order."""
+        from labelwise.workflow import operator
+
+        return operator.users(self)
+
+    def set_role(self, user: int | str, role: str) -> dict[str, Any]:
+        """Change a user's workspace role; the last active owner keeps theirs."""
+        from labelwise.workflow import operator
+
+        return operator.set_role(self, user, role)
+
+    def deactivate_user(self, user: int | str) -> dict[str, Any]:
+        """Stop a user signing in: their sessions end, their tokens stop working."""
+        from labelwise.workflow import operator
+
+        return operator.deactivate_user(self, user)
+
+    def activate_user(self, user: int | str) -> dict[str, Any]:
+        """Let a deactivated user sign in again."""
+        from labelwise.workflow import operator
+
+        return operator.activate_user(self, user)
+
+    def set_password(self, user: int | str, password: str) -> dict[str, Any]:
+        """Set a user's password; their web sessions end (API tokens keep working)."""
+        from labelwise.workflow import operator
+
+        return operator.set_password(self, user, password)
+
+    def create_token(self, user: int | str, name: str, *,
+                     expires_days: int | None = None) -> dict[str, Any]:
+        """A new API token for ``user``; ``["token"]`` is the only copy of the secret."""
+        from labelwise.workflow import operator
+
+        return operator.create_token(self, user, name, expires_days=expires_days)
+
+    def tokens(self, user: int | str) -> list[dict[str, Any]]:
+        """A user's API tokens (names and first characters, never the tokens)."""
+        from labelwise.workflow import operator
+
+        return operator.tokens(self, user)
+
+    def revoke_token(self, user: int | str, token_id: int) -> dict[str, Any]:
+        """Revoke one of ``user``'s API tokens; requests using it answer 401 from now on."""
+        from labelwise.workflow import operator
+
+        return operator.revoke_token(self, user, token_id)
+
+    # -- team: projects (``labelwise project ...``) ----------------------------------------
+    # Actions are recorded under ``by`` (username or id), by default the first owner.
+    def create_project(self, name: str, dataset: int | str, *, split: str | None = None,
+                       description: str = "", import_labels: bool = True,
+                       by: int | str | None = None) -> dict[str, Any]:
+        """A project on a dataset (or one split): one todo task per image, a copy of the
+        schema, the dataset's labels as pre-labels unless ``import_labels=False``."""
+        from labelwise.workflow import operator
+
+        return operator.create_project(self, name, dataset, split=split,
+                                       description=description, import_labels=import_labels,
+                                       by=by)
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project with its task counts per status."""
+        from labelwise.workflow import operator
+
+        return operator.list_projects(self)
+
+    def project_summary(self, project: int | str) -> dict[str, Any]:
+        """A project (name or id) with its classes, members and task counts."""
+        from labelwise.workflow import operator
+
+        return operator.project_summary(self, project)
+
+    def add_member(self, project: int | str, user: int | str, *, role: str) -> dict[str, Any]:
+        """Make ``user`` a manager, reviewer or labeler of the project (or change their role)."""
+        from labelwise.workflow import operator
+
+        return operator.add_member(self, project, user, role=role)
+
+    def assign(self, project: int | str, users: list[int | str] | str, *,
+               asset_ids: list[int] | None = None, spread: int | None = None,
+               role: str = "labeler", by: int | str | None = None) -> dict[str, int]:
+        """Assign tasks: ``asset_ids`` to one user, or ``spread=N`` unassigned tasks to each
+        user. Returns the number of tasks given, by username."""
+        from labelwise.workflow import operator
+
+        return operator.assign(self, project, users, asset_ids=asset_ids, spread=spread,
+                               role=role, by=by)
+
+    def project_export(self, project: int | str, fmt: str, dest: str | Path | None = None, *,
+                       approved_only: bool = False, copy_images: bool = True,
+                       options: dict[str, Any] | None = None,
+                       by: int | str | None = None) -> dict[str, Any]:
+        """Write the project's labels in ``fmt`` to ``dest`` (None: snapshot only) and keep a
+        frozen snapshot; ``options`` go to the writer, e.g. ``{"task": "detect"}`` for yolo."""
+        from labelwise.workflow import operator
+
+        return operator.export_project(self, project, fmt, dest, approved_only=approved_only,
+                                       copy_images=copy_images, options=options, by=by)
+
+    def project_exports(self, project: int | str) -> list[dict[str, Any]]:
+        """The project's export snapshots, oldest first."""
+        from labelwise.workflow import operator
+
+        return operator.project_exports(self, project)
+
+    # -- Custom Auto-Label (``labelwise autolabel ...``, ``labelwise review ...``) ------------
+    def autolabel_train(self, dataset: str, *, name: str, **options: Any):
+        """Train model ``name`` (its next version) on the dataset's labels: a ``TrainResult``.
+
+        Options: ``source_split=`` or ``source_export=`` (a project export id), ``task=``
+        (auto|category|multilabel|boxes|keypoints), ``options=`` (``seed``, ``head``, ...),
+        ``progress=``; see ``labelwise.autolabel.service.train``.
+        """
+        from labelwise.autolabel.service import train
+
+        return train(self, dataset, name=name, **options)
+
+    def autolabel_show(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """A model's card (of its latest version, or ``version``) and its versions."""
+        from labelwise.autolabel.service import show
+
+        return show(self, name, version)
+
+    def autolabel_models(self) -> list[dict[str, Any]]:
+        """Every auto-label model with its task, dataset and latest version."""
+        from labelwise.autolabel.service import list_models
+
+        return list_models(self)
+
+    def autolabel_apply(self, name: str, dataset: str, **options: Any):
+        """Pre-label the dataset's unlabeled images with model ``name``: an ``ApplyResult``.
+
+        Options: ``split=``, ``version=``, ``engine=`` (local|ray), ``ray_address=``,
+        ``progress=``.
+        """
+        from labelwise.autolabel.service import apply
+
+        return apply(self, name, dataset, **options)
+
+    def autolabel_next(self, dataset: str, *, budget: int | str, name: str,
+                       **options: Any) -> dict[str, Any]:
+        """Pick the next ``budget`` images to label (uncertainty + diversity) as split ``name``.
+
+        Options: ``model=``, ``version=``, ``seed=``, ``replace=``.
+        """
+        from labelwise.autolabel.service import next_batch
+
+        return next_batch(self, dataset, budget=budget, name=name, **options)
+
+    def autolabel_export(self, name: str, dest: str | Path, *,
+                         version: int | None = None) -> Path:
+        """Write a model version's ONNX file to ``dest``."""
+        from labelwise.autolabel.service import export_onnx
+
+        return export_onnx(self, name, version, dest)
+
+    def review_queue(self, dataset: str, **options: Any) -> dict[str, Any]:
+        """A page of pre-labels, most uncertain first. Options: ``run=``, ``model=``,
+        ``bucket=``, ``status=``, ``cursor=``, ``limit=``."""
+        from labelwise.autolabel.service import review_queue
+
+        return review_queue(self, dataset, **options)
+
+    def review_accept(self, dataset: str, *, bucket: str = "easy",
+                      **options: Any) -> dict[str, Any]:
+        """Accept a bucket's pending pre-labels; says its expected error rate. Options:
+        ``run=``, ``model=``, ``dry_run=``."""
+        from labelwise.autolabel.service import accept
+
+        return accept(self, dataset, bucket=bucket, **options)
+
+    def review_reject(self, dataset: str, asset_ids: list[int], **options: Any) -> dict[str, Any]:
+        """Reject the pending pre-labels of ``asset_ids`` (their model labels are deleted).
+        Options: ``run=``, ``model=``."""
+        from labelwise.autolabel.service import reject
+
+        return reject(self, dataset, asset_ids, **options)
 
 
 def _read_marker(path: Path) -> dict[str, Any]:

@@ -37,10 +37,11 @@ def test_covers_each_class_clusters():
 def test_leaves_out_likely_mislabeled_rows():
     X, labels, _ = labeled_pool()
     scores = np.zeros(len(X))
-    suspects = np.array([0, 5, 340, 500, 535])
+    # 40 suspects (7% of the pool: material noise), one of them in the rare class.
+    suspects = np.r_[np.arange(0, 300, 10), np.arange(330, 530, 22), 535]
     scores[suspects] = 0.9
     chosen = select_labeled(X, labels, budget=200, seed=0, mislabel_scores=scores)
-    assert not np.isin(suspects[:4], chosen).any()
+    assert not np.isin(suspects[:-1], chosen).any()
     # The rare class is kept whole, a suspect included: its quota needs every row.
     assert 535 in chosen
 
@@ -61,3 +62,36 @@ def test_bad_input_gets_clear_errors():
         select_labeled(X, labels, budget=5, mislabel_scores=np.zeros(3))
     with pytest.raises(ValidationError, match="shape"):
         select_labeled(X, labels[:-1], budget=5)
+
+
+def test_a_few_suspects_in_a_clean_pool_stay_in():
+    # Under MATERIAL_NOISE of the pool looks mislabeled: hard examples, not noise.
+    X, labels, _ = labeled_pool()
+    scores = np.zeros(len(X))
+    suspects = np.array([0, 5, 340])
+    scores[suspects] = 0.9
+    everything_but_one = select_labeled(X, labels, budget=len(X) - 1, seed=0,
+                                        mislabel_scores=scores)
+    assert np.isin(suspects, everything_but_one).sum() >= 2
+
+
+def test_margins_favour_boundary_rows_and_keep_classes_balanced():
+    X, labels, _ = labeled_pool()
+    rng = np.random.default_rng(0)
+    margins = rng.uniform(0.9, 1.0, len(X))  # easy
+    hard = rng.choice(np.flatnonzero(labels < 2), 60, replace=False)
+    margins[hard] = rng.uniform(-0.1, 0.2, len(hard))
+    chosen = select_labeled(X, labels, budget=90, seed=0, margins=margins)
+    assert len(set(chosen.tolist())) == 90
+    # 75 picks from the 530 rows of classes 0 and 1: a uniform draw would take about 8.
+    assert np.isin(hard, chosen).sum() >= 30
+    counts = np.bincount(labels[chosen], minlength=3)
+    assert counts[2] == 15  # the rare class is kept whole
+    assert (counts[:2] >= 37 // 2).all()  # every class keeps half of its balanced quota
+    assert np.array_equal(chosen, select_labeled(X, labels, budget=90, seed=0, margins=margins))
+
+
+def test_bad_margins_get_a_clear_error():
+    X, labels, _ = labeled_pool()
+    with pytest.raises(ValidationError, match="margins must be"):
+        select_labeled(X, labels, budget=5, margins=np.full(len(X), 3.0))

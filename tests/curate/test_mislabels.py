@@ -3,6 +3,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from labelwise.curate import mislabel_scores, neighbour_votes, out_of_fold_probs
+from labelwise.curate.mislabels import (
+    CONCENTRATED_SHARE,
+    confident_joint_issues,
+    label_margins,
+)
 from labelwise.errors import ValidationError
 
 from .conftest import blobs
@@ -74,3 +79,61 @@ def test_bad_input_gets_clear_errors():
         mislabel_scores(X, truth, pred_probs=np.full((40, 1), 1.0))
     with pytest.raises(ValidationError, match="folds"):
         out_of_fold_probs(X, truth, folds=1)
+
+
+def pair_noise(seed: int = 0, rate: float = 0.3):
+    """Four classes in two confusable pairs (overlapping modes); ``rate`` of class 0 is
+    relabeled 1 and of class 2 relabeled 3: noise concentrated between two class pairs."""
+    rng = np.random.default_rng(seed)
+    axes = np.eye(16, dtype=np.float32) * 3
+    centres = [axes[0], axes[0] + axes[1] * 0.4, axes[2], axes[2] + axes[3] * 0.4]
+    truth = np.repeat(np.arange(4), 150)
+    X = (np.stack([centres[t] for t in truth]) + rng.normal(0, 0.35, (600, 16))).astype(np.float32)
+    labels = truth.copy()
+    flip = np.isin(truth, [0, 2]) & (rng.random(600) < rate)
+    labels[flip] += 1
+    return X, truth, labels, flip
+
+
+def test_confident_joint_flags_pair_noise_and_sees_it_is_concentrated():
+    X, _, labels, flip = pair_noise()
+    probs = out_of_fold_probs(X, labels, folds=5, seed=0)
+    flagged, concentration = confident_joint_issues(probs, labels)
+    assert flagged.dtype == bool and flagged.shape == (600,)
+    assert flip[flagged].mean() > 0.7  # most flagged items are planted flips
+    assert flagged.sum() > 0.5 * flip.sum()
+    assert concentration > CONCENTRATED_SHARE
+    # Uniform noise spreads over every pair of classes.
+    X, _, labels, _ = planted_flips(seed=2, rate=0.3)
+    _, spread = confident_joint_issues(out_of_fold_probs(X, labels, seed=0), labels)
+    assert spread < CONCENTRATED_SHARE
+
+
+def test_concentrated_noise_ranks_the_flagged_items_first():
+    X, _, labels, flip = pair_noise(seed=1)
+    probs = out_of_fold_probs(X, labels, folds=5, seed=0)
+    scores, _ = mislabel_scores(X, labels, k=10, pred_probs=probs)
+    votes = neighbour_votes(X, labels, k=10, n_classes=4)
+    flagged, concentration = confident_joint_issues(0.3 * votes + 0.7 * probs, labels)
+    assert concentration > CONCENTRATED_SHARE
+    plain = 1 - (0.3 * votes + 0.7 * probs)[np.arange(600), labels]
+    # Flagged items keep their score; the others are halved, so below every flagged item
+    # the joint is sure of.
+    np.testing.assert_allclose(scores[flagged], plain[flagged], atol=1e-6)
+    np.testing.assert_allclose(scores[~flagged], 0.5 * plain[~flagged], atol=1e-6)
+    k = int(flip.sum())
+    assert flip[np.argsort(-scores)[:k]].mean() >= flip[np.argsort(-plain)[:k]].mean()
+    assert 0 <= scores.min() and scores.max() <= 1
+
+
+def test_label_margins():
+    probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(label_margins(probs, np.array([0, 0, 1])), [0.5, -0.3, 0.0],
+                               atol=1e-6)
+
+
+def test_confident_joint_refuses_mismatched_inputs():
+    with pytest.raises(ValidationError, match="q has 2 classes"):
+        confident_joint_issues(np.full((3, 2), 0.5), np.array([0, 1, 2]))
+    with pytest.raises(ValidationError, match="one per row"):
+        confident_joint_issues(np.full((3, 2), 0.5), np.array([0, 1]))

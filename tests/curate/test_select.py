@@ -8,6 +8,7 @@ from labelwise.curate import (
     select_random,
     select_typiclust,
     select_unlabeled,
+    typicality,
 )
 from labelwise.curate.select import rare_share
 from labelwise.errors import ValidationError
@@ -36,15 +37,43 @@ def test_unlabeled_adds_far_rows_at_large_budgets():
     # Planted: 30 rows in a sparse shell around the mode.
     shell = (np.eye(16, dtype=np.float32)[0] * 3 + rng.normal(0, 1.0, (30, 16))).astype(np.float32)
     Xp = np.r_[X, shell]
-    assert rare_share(200, len(Xp)) > 0
-    chosen = select_unlabeled(Xp, budget=200, seed=0)
+    assert rare_share(80, len(Xp)) > 0
+    chosen = select_unlabeled(Xp, budget=80, seed=0)
     assert (chosen >= 400).sum() >= 5
 
 
-def test_tiny_budgets_spend_nothing_on_rare_rows():
+def test_tiny_and_large_budgets_spend_nothing_on_rare_rows():
     assert rare_share(10, 10_000) == 0.0
     assert rare_share(100, 10_000) == 0.0
-    assert 0 < rare_share(2_500, 10_000) < rare_share(5_000, 10_000) <= 0.3
+    assert 0 < rare_share(1_000, 10_000) < rare_share(1_900, 10_000) <= 0.1
+    # From a fifth of the pool on the selection is a stratified random sample.
+    assert rare_share(2_500, 10_000) == rare_share(5_000, 10_000) == 0.0
+
+
+def test_large_budgets_draw_a_stratified_random_sample():
+    X, mode = blobs((600, 300, 100), d=16, spread=0.3)
+    chosen = select_unlabeled(X, budget=500, seed=0)
+    # Each mode in proportion to its size (a random draw would only do so on average).
+    assert np.allclose(np.bincount(mode[chosen]), [300, 150, 50], atol=15)
+    # Not the most typical rows: the picks spread like the pool, some are far from the mode.
+    typ = typicality(X, mode, k=10)
+    assert typ[chosen].mean() < np.quantile(typ, 0.75)
+    assert not np.array_equal(chosen, select_unlabeled(X, budget=500, seed=1))
+
+
+def test_tiny_budgets_take_the_row_nearest_each_centroid():
+    # Two modes of 300: one wide, with a tight clump at its edge (the densest spot).
+    rng = np.random.default_rng(0)
+    axes = np.eye(8, dtype=np.float32) * 3
+    wide = axes[0] + rng.normal(0, 0.4, (270, 8))
+    clump = axes[0] + axes[2] / 3 + rng.normal(0, 0.01, (30, 8))
+    other = axes[1] + rng.normal(0, 0.4, (300, 8))
+    X = np.r_[wide, clump, other].astype(np.float32)
+    chosen = select_unlabeled(X, budget=2, seed=0)
+    # TypiClust takes the clump's row; the centroid's neighbour stands for the whole mode.
+    assert np.isin(select_typiclust(X, budget=2, seed=0), np.arange(270, 300)).any()
+    assert not np.isin(chosen, np.arange(270, 300)).any()
+    assert sorted((chosen >= 300).tolist()) == [False, True]
 
 
 def test_no_near_duplicate_group_is_chosen_twice():

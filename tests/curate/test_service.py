@@ -128,7 +128,10 @@ def test_labeled_selection_is_balanced_and_leaves_out_the_mislabel(labeled):
     sel = labeled.curate("fm", budget=40, name="small")  # auto: the images are labeled
     assert sel.mode == "labeled"
     per_class = {c["class"]: c["selected"] for c in sel.summary["classes"]}
-    assert set(per_class.values()) == {4}
+    # Every class keeps at least half of its balanced share (4); the rest of the budget
+    # goes to the examples nearest the decision boundaries, of any class.
+    assert len(per_class) == 10 and min(per_class.values()) >= 2
+    assert sum(per_class.values()) == 40
     assert _asset_id(labeled, "trouser/copy-of-a-sneaker.png") not in sel.asset_ids
 
 

@@ -149,3 +149,11 @@ def test_tag_and_split_together_are_refused(client, imported: Imported):
 def test_malformed_ids_answer_422(client, bad_id):
     err = assert_error(client.get(f"/api/assets/{bad_id}"), 422, "RequestValidationError")
     assert err["problems"][0].startswith("path.asset_id: ")
+
+
+@pytest.mark.parametrize("query", ["tag=a%00b", "split=a%00b", "cursor=%00"])
+def test_nul_in_the_url_answers_400(client, imported: Imported, query):
+    # Found by a NUL probe on PostgreSQL, which stores no NUL in text: it answered 500.
+    r = client.get(f"/api/datasets/{imported.dataset_id}/assets?{query}")
+    assert_error(r, 400, "BadRequestError", contains="NUL")
+    assert r.headers["x-content-type-options"] == "nosniff"

@@ -151,3 +151,64 @@ def test_exports_over_the_api(world):
                  "ValidationError", contains="has no option 'task'")
     assert_error(world.clients["rita"].post(url, json={"format": "coco"}), 403,
                  "PermissionDeniedError")
+
+
+#: Beyond any 64-bit id. Found by schemathesis: such numbers (as ints or digit strings)
+#: overflowed the database driver and answered 500.
+TOO_BIG = 2**70
+
+
+def test_ids_beyond_the_id_range_answer_422_or_404(world):
+    boss = world.clients["boss"]
+    members = f"/api/projects/{world.pid}/members"
+    assert_error(boss.put(members, json={"user": TOO_BIG, "role": "labeler"}), 422,
+                 "RequestValidationError", contains="user")
+    assert_error(boss.put(members, json={"user": str(TOO_BIG), "role": "labeler"}), 404,
+                 "NotFoundError", contains="no user")
+    assign = f"/api/projects/{world.pid}/assign"
+    assert_error(boss.post(assign, json={"users": ["lara"], "asset_ids": [TOO_BIG]}), 422,
+                 "RequestValidationError", contains="asset_ids")
+    assert_error(boss.post(assign, json={"users": [TOO_BIG], "spread": 1}), 422,
+                 "RequestValidationError", contains="users")
+    assert_error(boss.post(assign, json={"users": [str(TOO_BIG)], "spread": 1}), 404,
+                 "NotFoundError", contains="no user")
+    assert_error(boss.post("/api/projects", json={"name": "p9", "dataset": TOO_BIG}), 422,
+                 "RequestValidationError", contains="dataset")
+    assert_error(boss.post("/api/projects", json={"name": "p9", "dataset": str(TOO_BIG)}), 404,
+                 "NotFoundError", contains="no dataset")
+    tasks = boss.get(f"/api/projects/{world.pid}/tasks").json()["items"]
+    assert all(t["assignee_id"] is None for t in tasks)  # nothing half-assigned
+    assert [p["name"] for p in boss.get("/api/projects").json()["items"]] == ["p1"]
+
+
+def test_an_unreadable_body_answers_400_with_advice(world):
+    boss = world.clients["boss"]
+    r = boss.post("/api/projects", content=b"\xff\xfe{", headers={"Content-Type":
+                                                                  "application/json"})
+    assert_error(r, 400, "HTTPError", contains="UTF-8")
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "a\x00b"}, {"description": "x\x00"}, {"split": "v\x00al"},
+    {"settings": {"note": "\x00"}}, {"dataset": "stre\x00et"},
+])
+def test_nul_characters_in_a_new_project_answer_422(world, imported, body):
+    # Found on PostgreSQL, which stores no NUL in text or JSON: each answered 500.
+    boss = world.clients["boss"]
+    r = boss.post("/api/projects", json={"name": "p9", "dataset": imported.dataset_id, **body})
+    err = assert_error(r, 422, "RequestValidationError", contains="NUL character")
+    assert next(iter(body)) in " ".join(err["problems"])
+    assert [p["name"] for p in boss.get("/api/projects").json()["items"]] == ["p1"]
+
+
+def test_nul_characters_in_members_classes_and_assignment_answer_422(world):
+    boss = world.clients["boss"]
+    pid = world.pid
+    for method, url, body in (
+        ("PUT", f"/api/projects/{pid}/members", {"user": "la\x00ra", "role": "labeler"}),
+        ("POST", f"/api/projects/{pid}/classes", {"name": "c\x00t"}),
+        ("POST", f"/api/projects/{pid}/assign", {"users": ["la\x00ra"], "spread": 1}),
+    ):
+        r = boss.request(method, url, json=body)
+        assert_error(r, 422, "RequestValidationError", contains="NUL character")
+    assert len(boss.get(f"/api/projects/{pid}").json()["classes"]) == 2

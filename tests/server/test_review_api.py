@@ -101,3 +101,11 @@ def test_analytics_endpoints(world):
     assert_error(boss.get(f"{base}/throughput?since=2026-02-02&until=2026-01-01"), 422,
                  "ValidationError", contains="swap")
     assert_error(rita.get(f"{base}/progress"), 403, "PermissionDeniedError")
+
+
+def test_issue_anchor_beyond_the_id_range_answers_422(world):
+    task = _submitted(world)
+    r = world.clients["rita"].post(f"/api/tasks/{task['id']}/issues",
+                                   json={"body": "here?", "annotation_id": 2**70})
+    assert_error(r, 422, "RequestValidationError", contains="annotation_id")
+    assert world.clients["rita"].get(f"/api/tasks/{task['id']}/issues").json()["items"] == []

@@ -100,6 +100,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("HEAD", "/api/health"): public(),
     ("POST", "/api/auth/login"): public(),
     ("GET", "/static/labelwise.css"): public(),
+    # the API docs page (Swagger UI from local files), public like /api/openapi.json
+    ("GET", "/api/docs"): public(),
     # pages: everyone signed in; the page itself hides datasets below manager
     ("GET", "/"): signed_in(),
     ("HEAD", "/"): signed_in(),
@@ -179,10 +181,24 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/tasks/{task_id}/issues"): member("labeler"),
     ("POST", "/api/issues/{issue_id}/comments"): member("labeler"),
     ("PATCH", "/api/issues/{issue_id}"): member("labeler"),
+    # Auto-Label: reviewers read models and review pre-labels, managers train and apply (the
+    # world has no model and no pre-labels: allowed callers get 404 with advice)
+    ("GET", "/api/autolabel/models"): at_least("reviewer"),
+    ("GET", "/api/autolabel/models/{name}"): at_least("reviewer", ok=REACHED),
+    ("GET", "/api/autolabel/models/{name}/versions/{version}/onnx"): at_least(
+        "manager", ok=REACHED),
+    ("POST", "/api/datasets/{dataset_id}/autolabel/train"): at_least("manager"),
+    ("POST", "/api/datasets/{dataset_id}/autolabel/apply"): at_least("manager"),
+    ("POST", "/api/datasets/{dataset_id}/autolabel/next"): at_least("manager"),
+    ("GET", "/api/datasets/{dataset_id}/autolabel/review-queue"): at_least("reviewer",
+                                                                          ok=REACHED),
+    ("POST", "/api/datasets/{dataset_id}/autolabel/review/accept"): at_least("reviewer"),
+    ("POST", "/api/datasets/{dataset_id}/autolabel/review/reject"): at_least("reviewer"),
 }
 
 #: Routes outside the OpenAPI schema that the walk covers too.
-EXTRA_ROUTES = [("HEAD", "/api/health"), ("HEAD", "/"), ("GET", "/static/labelwise.css")]
+EXTRA_ROUTES = [("HEAD", "/api/health"), ("HEAD", "/"), ("GET", "/static/labelwise.css"),
+                ("GET", "/api/docs")]
 #: Run last for each caller: signing out ends the session the walk uses.
 LAST = [("POST", "/api/auth/logout")]
 
@@ -240,6 +256,8 @@ def world(workspace: labelwise.Workspace, imported: Imported) -> World:
         "task_id": task["id"],
         "issue_id": issue["id"],
         "export_id": export["id"],
+        "name": "no-such-model",
+        "version": 1,
     }
     return w
 

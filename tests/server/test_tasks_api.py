@@ -123,3 +123,26 @@ def test_no_task_left_answers_null(world, imported):
     boss.post(f"/api/projects/{world.pid}/assign", json={"users": ["leo"], "spread": 100})
     assert world.clients["lara"].post(f"/api/projects/{world.pid}/tasks/next").json() == {
         "task": None}
+
+
+def test_label_ids_beyond_the_id_range_answer_422(world):
+    lara = world.clients["lara"]
+    task = _next(lara, world.pid)
+    for label in ({"id": 2**70, "class_id": world.class_id("cat"), "bbox": [1, 1, 5, 5]},
+                  {"class_id": 2**70, "bbox": [1, 1, 5, 5]}):
+        r = lara.put(f"/api/tasks/{task['id']}/labels",
+                     json={"version": task["version"], "labels": [label]})
+        assert_error(r, 422, "RequestValidationError", contains="labels.0")
+    assert lara.get(f"/api/tasks/{task['id']}").json()["version"] == task["version"]
+
+
+def test_nul_characters_in_label_attributes_answer_422(world):
+    # PostgreSQL's JSON columns refuse \u0000: this answered 500 there.
+    lara = world.clients["lara"]
+    task = _next(lara, world.pid)
+    label = {"class_id": world.class_id("cat"), "bbox": [1, 1, 5, 5],
+             "attributes": {"note": "occluded\x00"}}
+    r = lara.put(f"/api/tasks/{task['id']}/labels",
+                 json={"version": task["version"], "labels": [label]})
+    assert_error(r, 422, "RequestValidationError", contains="labels.0.attributes.note")
+    assert lara.get(f"/api/tasks/{task['id']}").json()["version"] == task["version"]

@@ -15,6 +15,11 @@ class indices (n,) for single-label, a 0/1 matrix (n, k) for multi-label. It
    cross-fitted for the card (fitted on one half of the held-out rows, scored on the other),
    so the card's numbers are not flattered by fitting and scoring on the same rows.
 
+Single-label models trained with ``X_unlabeled`` (the images to pre-label) also smooth their
+pre-labels over embedding neighbours (``labelwise.autolabel.smoothing``); the held-out
+predictions are smoothed the same way, each by its own fold's model over its nearest
+unlabeled images, so the card and the buckets describe what ``prelabel_proba`` returns.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, (60, 8)) + 4, rng.normal(0, 1, (60, 8)) - 4]
@@ -48,6 +53,13 @@ from labelwise.autolabel.metrics import (
     coverage_at_precision,
     data_digest,
     multilabel_metrics,
+)
+from labelwise.autolabel.smoothing import (
+    SMOOTH_K,
+    SMOOTH_WEIGHT,
+    check_smoothing,
+    neighbours_within,
+    smooth_probabilities,
 )
 from labelwise.autolabel.uncertainty import (
     DEFAULT_METHOD,
@@ -83,12 +95,16 @@ MULTI_LABEL_UNCERTAINTY = "threshold_distance"
 class TrainOptions:
     """``head``: ``auto`` (pick by held-out score), ``linear`` or ``mlp``. ``l2``: a fixed
     regularisation strength instead of the grid. ``uncertainty``: the score for review order
-    and buckets (``margin``, ``least_confidence``, ``entropy``)."""
+    and buckets (``margin``, ``least_confidence``, ``entropy``). ``smoothing``: weight of
+    the neighbours' probabilities in a pre-label (single-label, with ``X_unlabeled``; 0
+    turns it off), over ``smoothing_k`` neighbours."""
 
     head: str = "auto"
     l2: float | None = None
     seed: int = 0
     uncertainty: str = DEFAULT_METHOD
+    smoothing: float = SMOOTH_WEIGHT
+    smoothing_k: int = SMOOTH_K
 
 
 @dataclass
@@ -103,6 +119,17 @@ class TrainedClassifier:
     buckets: DifficultyBuckets
     card: ModelCard
     params: dict[str, Any] = field(default_factory=dict)
+    #: ``{"weight", "k"}`` when pre-labels are smoothed over neighbours, else None.
+    smoothing: dict[str, Any] | None = None
+
+    def prelabel_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of the images ``X`` being pre-labeled together: ``predict_proba``
+        smoothed over each image's nearest neighbours among ``X`` when the model smooths."""
+        P = self.predict_proba(X)
+        if not self.smoothing:
+            return P
+        nbrs = neighbours_within(np.asarray(X, dtype=np.float32), k=self.smoothing["k"])
+        return smooth_probabilities(P, P, nbrs, weight=self.smoothing["weight"])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (n, k) for embeddings ``X`` (n, d)."""
@@ -221,6 +248,7 @@ def _check_options(options: TrainOptions) -> None:
         )
     if options.l2 is not None and not (np.isfinite(options.l2) and options.l2 >= 0):
         raise ValidationError(f"l2 must be a number >= 0, got {options.l2!r}")
+    check_smoothing(options.smoothing, options.smoothing_k)
 
 
 # -- held-out predictions ---------------------------------------------------------------------
@@ -275,16 +303,38 @@ def _candidates(n: int, options: TrainOptions) -> list[_Candidate]:
 
 def _held_out_logits(
     X, T, splits, cand: _Candidate, *, k: int, multi_label: bool, normaliser, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Logits of the held-out rows (concatenated over ``splits``) and their row positions."""
-    rows, logits = [], []
+) -> tuple[np.ndarray, np.ndarray, list[Head]]:
+    """Logits of the held-out rows (concatenated over ``splits``), their row positions, and
+    the head of each split (trained without its held-out rows)."""
+    rows, logits, heads = [], [], []
     for test in splits:
         train = np.setdiff1d(np.arange(len(X)), test)
         head = fit_head(X[train], T[train], kind=cand.kind, multi_label=multi_label,
                         num_classes=k, l2=cand.l2, normaliser=normaliser, seed=seed)
         logits.append(head.logits(X[test]))
         rows.append(test)
-    return np.concatenate(logits), np.concatenate(rows)
+        heads.append(head)
+    return np.concatenate(logits), np.concatenate(rows), heads
+
+
+def _smoothed_held_out(
+    P_held: np.ndarray, splits: list[np.ndarray], heads: list[Head], calibrator: Calibrator,
+    X: np.ndarray, X_unlabeled: np.ndarray, *, weight: float, k: int
+) -> np.ndarray:
+    """Held-out probabilities (rows in ``splits`` order) smoothed as pre-labels will be: each
+    held-out row over its ``k`` nearest unlabeled images, as its own split's model sees them."""
+    nbrs = neighbours_within(X_unlabeled, k=k, queries=X)
+    out, start = np.empty_like(P_held), 0
+    for test, head in zip(splits, heads, strict=True):
+        part = nbrs[test]
+        needed = np.unique(part[part >= 0])
+        P_pool = np.zeros((len(X_unlabeled), P_held.shape[1]))
+        if len(needed):
+            P_pool[needed] = calibrator(head.logits(X_unlabeled[needed]))
+        stop = start + len(test)
+        out[start:stop] = smooth_probabilities(P_held[start:stop], P_pool, part, weight=weight)
+        start = stop
+    return out
 
 
 def _score(logits: np.ndarray, T: np.ndarray, *, multi_label: bool) -> float:
@@ -347,20 +397,21 @@ def train_classifier(
     arr, T, warnings = check_training_data(X, targets, classes=classes, multi_label=multi_label)
     k = len(classes)
     ids_arr = _check_ids(ids, len(arr))
-    stats_rows = arr
+    stats_rows, extra = arr, None
     if X_unlabeled is not None:
         extra = validate_vectors(X_unlabeled, name="X_unlabeled", dim=arr.shape[1])
         stats_rows = np.concatenate([arr, extra])
     normaliser = fit_normaliser(stats_rows)
 
     splits = held_out_splits(T, multi_label=multi_label, seed=options.seed)
-    best, best_loss, best_logits, rows = None, np.inf, None, None
+    best, best_loss, best_logits, best_heads, rows = None, np.inf, None, None, None
     for cand in _candidates(len(arr), options):
-        logits, rows = _held_out_logits(arr, T, splits, cand, k=k, multi_label=multi_label,
-                                        normaliser=normaliser, seed=options.seed)
+        logits, rows, heads = _held_out_logits(arr, T, splits, cand, k=k,
+                                               multi_label=multi_label,
+                                               normaliser=normaliser, seed=options.seed)
         loss = _score(logits, T[rows], multi_label=multi_label)
         if loss < best_loss:
-            best, best_loss, best_logits = cand, loss, logits
+            best, best_loss, best_logits, best_heads = cand, loss, logits, heads
     T_held = T[rows]
     head = fit_head(arr, T, kind=best.kind, multi_label=multi_label, num_classes=k,
                     l2=best.l2, normaliser=normaliser, seed=options.seed)
@@ -370,6 +421,12 @@ def train_classifier(
     # Honest held-out estimates for the card and the buckets (cross-fitted calibration).
     P_held, thr_rows = _cross_fitted(best_logits, T_held, multi_label=multi_label,
                                      seed=options.seed)
+    smoothing = None
+    if (not multi_label and options.smoothing > 0 and extra is not None
+            and len(extra) >= options.smoothing_k):
+        smoothing = {"weight": float(options.smoothing), "k": int(options.smoothing_k)}
+        P_held = _smoothed_held_out(P_held, splits, best_heads, calibrator, arr, extra,
+                                    weight=smoothing["weight"], k=smoothing["k"])
     if multi_label:
         pred = (P_held >= thr_rows).astype(np.int64)
         correct = (pred == T_held).all(axis=1)
@@ -394,7 +451,8 @@ def train_classifier(
         classes=[str(c) for c in classes],
         head=best.kind + (f" (l2 {best.l2:g})"),
         evaluation=(f"{len(splits)}-fold cross-validation" if len(splits) > 1
-                    else f"held-out {HOLDOUT_SHARE:.0%} (stratified)"),
+                    else f"held-out {HOLDOUT_SHARE:.0%} (stratified)")
+        + (f", pre-labels smoothed over {smoothing['k']} neighbours" if smoothing else ""),
         held_out_rows=len(rows),
         accuracy=scores["accuracy"],
         macro_f1=scores["macro_f1"],
@@ -414,13 +472,14 @@ def train_classifier(
         training_seconds=time.perf_counter() - t0,
         params={"head": best.kind, "l2": best.l2, "seed": options.seed,
                 "hidden": head.params.get("hidden"), "dim": int(arr.shape[1]),
-                "normalised_with_unlabeled": X_unlabeled is not None},
+                "normalised_with_unlabeled": X_unlabeled is not None,
+                "smoothing": smoothing},
         warnings=warnings,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return TrainedClassifier(head=head, calibrator=calibrator, classes=card.classes,
                              multi_label=multi_label, thresholds=thresholds, buckets=buckets,
-                             card=card, params=card.params)
+                             card=card, params=card.params, smoothing=smoothing)
 
 
 def _check_ids(ids: Any, n: int) -> np.ndarray:

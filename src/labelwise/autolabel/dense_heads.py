@@ -147,9 +147,11 @@ def _fit(model: nn.Module, loss_fn: LossFn, *, n_train: int,
     rng = np.random.default_rng(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * math.ceil(n_train / config.batch_size)
+    steps = max(config.epochs * math.ceil(n_train / config.batch_size), 1)
+    # At least 2 warm-up steps: OneCycleLR divides by zero when the warm-up is exactly 1 step.
+    warmup = max(0.05, 2.0 / steps) if steps >= 4 else 0.3
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.lr, total_steps=max(steps, 1), pct_start=0.05,
+        opt, max_lr=config.lr, total_steps=steps, pct_start=warmup,
         anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0)
     history = FitHistory()
     best, best_state, t0 = math.inf, None, time.perf_counter()

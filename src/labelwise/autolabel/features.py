@@ -97,7 +97,8 @@ class FeatureCache:
 
     ``model`` is the backbone (the built-in EfficientNet-Lite0 or any model with the same
     outputs); ``threads`` defaults to every core. With ``folder=None`` nothing is cached (for
-    inference on images seen once).
+    inference on images seen once); with ``write=False`` cached maps are read but new ones are
+    not kept (pre-labeling a large set would otherwise fill the disk, ~180 KB per image at 256).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class FeatureCache:
         size: int,
         batch_size: int = 32,
         threads: int | None = None,
+        write: bool = True,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or not 64 <= size <= 1024 \
                 or size % 32:
@@ -122,6 +124,7 @@ class FeatureCache:
         self.size = size
         self.batch_size = batch_size
         self.threads = threads
+        self.write = write
         self._embedder: OnnxEmbedder | None = None
 
     @property
@@ -173,7 +176,7 @@ class FeatureCache:
         return self.folder / key[:2] / f"{key}-{self.size}-{'flip' if flip else 'orig'}.npz"
 
     def _write(self, key: str, flip: bool, maps: FeatureMaps) -> None:
-        if self.folder is None:
+        if self.folder is None or not self.write:
             return
         path = self._path(key, flip)
         path.parent.mkdir(parents=True, exist_ok=True)

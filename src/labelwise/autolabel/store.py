@@ -35,6 +35,7 @@ import numpy as np
 from labelwise.autolabel.calibration import Calibrator
 from labelwise.autolabel.card import ModelCard
 from labelwise.autolabel.classify import TrainedClassifier
+from labelwise.autolabel.smoothing import neighbours_within, smooth_probabilities
 from labelwise.autolabel.uncertainty import DifficultyBuckets, expected_error, uncertainty
 from labelwise.embeddings.index import validate_vectors
 from labelwise.errors import LabelwiseError, NotFoundError, ValidationError
@@ -171,6 +172,7 @@ def save_classifier(
             "calibration": model.calibrator.to_dict(), "buckets": model.buckets.to_dict(),
             "uncertainty": card.uncertainty, "params": model.params, "dim": model.head.dim,
             "data_digest": card.data_digest, "embedding": card.embedding,
+            "smoothing": model.smoothing,
         }
         while True:  # another writer may take a number first: try the next one
             version = (list_versions(root) or [0])[-1] + 1
@@ -237,6 +239,7 @@ class StoredClassifier:
         self.thresholds = None if t is None else np.asarray(t, dtype=np.float64)
         self.buckets = DifficultyBuckets.from_dict(info["buckets"])
         self.uncertainty_method = info["uncertainty"]
+        self.smoothing: dict[str, Any] | None = info.get("smoothing")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.log_severity_level = 3
@@ -263,9 +266,26 @@ class StoredClassifier:
                  for s in range(0, len(arr), APPLY_BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
 
-    def apply(self, X: np.ndarray) -> Prelabels:
-        """Pre-labels of embeddings ``X`` (n, d) with uncertainty and difficulty buckets."""
+    def apply(self, X: np.ndarray, *, smooth: bool = True) -> Prelabels:
+        """Pre-labels of embeddings ``X`` (n, d) with uncertainty and difficulty buckets.
+
+        A model that smooths (``smoothing`` in model.json) mixes each image's probabilities
+        with those of its nearest neighbours among ``X``, as its card and buckets were
+        measured: pass every image being pre-labeled in one call. ``smooth=False`` gives the
+        model's own per-image probabilities.
+        """
         P = self.predict_proba(X).astype(np.float64)
+        return self.prelabels(P, X if smooth else None)
+
+    def prelabels(self, P: np.ndarray, X: np.ndarray | None = None) -> Prelabels:
+        """Pre-labels from calibrated probabilities ``P`` (n, k) (computed by
+        ``predict_proba``, possibly in batches elsewhere); smoothed over the neighbours
+        among ``X`` (the same n embeddings) when given and the model smooths."""
+        # float32 isotonic maps can land a hair above 1; the scores need probabilities.
+        P = np.clip(np.asarray(P, dtype=np.float64), 0.0, 1.0)
+        if X is not None and self.smoothing and len(P) > 1:
+            nbrs = neighbours_within(np.asarray(X, dtype=np.float32), k=self.smoothing["k"])
+            P = smooth_probabilities(P, P, nbrs, weight=self.smoothing["weight"])
         if self.multi_label:
             labels = (P >= self.thresholds).astype(np.int64)
             confidence = np.where(labels == 1, P, 1.0 - P).min(axis=1)

@@ -11,6 +11,7 @@ from labelwise.cli import similar
 from labelwise.cli import curate
 from labelwise.cli import users
 from labelwise.cli import projects
+from labelwise.cli import autolabel, review
 from labelwise.cli.output import LabelwiseTyper
 
 app = LabelwiseTyper(
@@ -50,6 +51,8 @@ similar.register(app)
 app.add_typer(curate.app, name="curate")
 app.add_typer(users.app, name="user")
 app.add_typer(projects.app, name="project")
+app.add_typer(autolabel.app, name="autolabel")
+app.add_typer(review.app, name="review")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

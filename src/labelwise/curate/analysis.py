@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labelwise.curate.mislabels import DEFAULT_K as VOTE_K
-from labelwise.curate.mislabels import mislabel_scores, out_of_fold_probs
+from labelwise.curate.mislabels import label_margins, mislabel_scores, out_of_fold_probs
 from labelwise.curate.scores import (
     DEFAULT_DIMS,
     DEFAULT_K,
@@ -64,6 +64,7 @@ class ItemScores:
     duplicate_group: np.ndarray  # int64, -1 = no near-duplicate; equal ids = copies
     mislabel: np.ndarray | None = None  # float32 in [0, 1], labeled pools only
     suggested: np.ndarray | None = None  # int64, the class the row more likely is
+    margin: np.ndarray | None = None  # float32 in [-1, 1], out-of-fold label margin (labeled)
     reduced: np.ndarray | None = None  # unit vectors scored (PCA-reduced for large pools)
 
     @property
@@ -140,8 +141,8 @@ def score_items(
         reduced=R,
     )
     if lab is not None:
-        scores.mislabel, scores.suggested = _mislabels(R, lab, (dist, nbr), folds, seed,
-                                                       pred_probs)
+        scores.mislabel, scores.suggested, scores.margin = _mislabels(
+            R, lab, (dist, nbr), folds, seed, pred_probs)
     return scores
 
 
@@ -188,14 +189,16 @@ def _mislabels(
     folds: int,
     seed: int,
     pred_probs: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mislabel scores of the labeled rows (NaN / -1 for the rest)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mislabel scores, suggested labels and label margins of the labeled rows (NaN / -1
+    for the rest)."""
     n = len(labels)
     score = np.full(n, np.nan, np.float32)
     suggested = np.full(n, -1, np.int64)
+    margin = np.full(n, np.nan, np.float32)
     known = np.flatnonzero(labels >= 0)
     if len(known) < 2 or len(np.unique(labels[known])) < 2:
-        return score, suggested
+        return score, suggested, margin
     dist, nbr = neighbours
     if len(known) < n:  # votes among labeled rows only: search them again
         Rk = R[known]
@@ -208,7 +211,8 @@ def _mislabels(
     else:
         probs = out_of_fold_probs(Rk, lab, folds=min(folds, len(known)), seed=seed)
     score[known], suggested[known] = mislabel_scores(Rk, lab, pred_probs=probs, neighbours=sub)
-    return score, suggested
+    margin[known] = label_margins(probs, lab)
+    return score, suggested, margin
 
 
 def curate_unlabeled(

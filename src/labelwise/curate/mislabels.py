@@ -36,6 +36,12 @@ from labelwise.errors import ValidationError
 DEFAULT_K = 20
 #: Weight of the neighbour vote against the model's probabilities when both are present.
 VOTE_WEIGHT = 0.3
+#: Noise counts as concentrated between a few class pairs when the ``n_classes`` largest
+#: off-diagonal cells of the estimated joint hold at least this share of its mass.
+CONCENTRATED_SHARE = 0.6
+#: In concentrated noise, scores of items outside the confident-joint issue set are
+#: multiplied by this, so every item the joint flags ranks above them.
+UNFLAGGED_FACTOR = 0.5
 
 
 def mislabel_scores(
@@ -72,7 +78,13 @@ def mislabel_scores(
         raise ValidationError("labels hold a single class; mislabel scores need at least two")
     votes = neighbour_votes(arr, lab, k=k, n_classes=n_classes, neighbours=neighbours)
     q = votes if pred_probs is None else VOTE_WEIGHT * votes + (1 - VOTE_WEIGHT) * probs
-    return _scores_from(q, lab)
+    scores, suggested = _scores_from(q, lab)
+    flagged, concentration = confident_joint_issues(q, lab)
+    if concentration >= CONCENTRATED_SHARE:
+        # Noise between a few confusable pairs: a confusable class's clean items have low
+        # confidence too, and the joint's per-class thresholds tell them apart better.
+        scores = np.where(flagged, scores, scores * UNFLAGGED_FACTOR).astype(np.float32)
+    return scores, suggested
 
 
 def _scores_from(q: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +93,75 @@ def _scores_from(q: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     others = q.copy()
     others[rows, labels] = -np.inf
     return np.clip(scores, 0.0, 1.0), np.argmax(others, axis=1).astype(np.int64)
+
+
+def label_margins(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Probability of the given label minus the highest other one: (n,) float32 in [-1, 1].
+
+    From out-of-fold ``probs`` (n, C): near 0 = on a decision boundary (the examples a
+    linear model's boundary is made of), 1 = easy, below 0 = the model prefers another class.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    lab = check_labels(labels, n=len(probs))
+    rows = np.arange(len(lab))
+    others = probs.copy()
+    others[rows, lab] = -np.inf
+    return (probs[rows, lab] - others.max(axis=1)).astype(np.float32)
+
+
+def confident_joint_issues(q: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Items confident learning flags as mislabeled, and how concentrated the noise is.
+
+    Confident learning (Northcutt et al. 2021) with per-class thresholds ``t_j`` = mean
+    ``q[:, j]`` over the items labeled ``j``: an item labeled ``i`` counts towards the joint
+    cell ``(i, j)`` of the most likely class ``j`` it clears the threshold of. Rows of the
+    joint are scaled to the class counts; then, for each ``j != i``, the ``round(C[i, j])``
+    items labeled ``i`` with the largest ``q[:, j] - q[:, i]`` are flagged (pruning by noise
+    rate), except items whose most likely class is their label.
+
+    Args:
+        q: (n, C) class probabilities per item (rows sum to 1).
+        labels: (n,) given class indices.
+
+    Returns:
+        ``(flagged, concentration)``: (n,) bool, True = estimated mislabeled; and the share
+        of the joint's off-diagonal mass held by its ``C`` largest cells (1 = all the noise
+        sits between at most C class pairs; about C / (C (C - 1)) when it is uniform).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 2:
+        raise ValidationError(f"q must be (n, C) class probabilities, got shape {q.shape}")
+    n, n_classes = q.shape
+    labels = check_labels(labels, n=n)
+    if n and labels.max() >= n_classes:
+        raise ValidationError(f"labels go up to {labels.max()} but q has {n_classes} classes")
+    rows = np.arange(n)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    sums = np.zeros(n_classes)
+    np.add.at(sums, labels, q[rows, labels])
+    thresholds = np.divide(sums, counts, out=np.ones(n_classes), where=counts > 0)
+    above = q >= thresholds[None, :]
+    guess = np.argmax(np.where(above, q, -np.inf), axis=1)
+    joint = np.zeros((n_classes, n_classes))
+    np.add.at(joint, (labels[above.any(axis=1)], guess[above.any(axis=1)]), 1.0)
+    row_sums = joint.sum(axis=1, keepdims=True)
+    joint = np.divide(joint * counts[:, None], row_sums, out=np.zeros_like(joint),
+                      where=row_sums > 0)
+    np.fill_diagonal(joint, 0.0)
+    flagged = np.zeros(n, bool)
+    by_class = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[by_class], np.arange(n_classes + 1))
+    for i in np.flatnonzero((np.round(joint) > 0).any(axis=1)):
+        members = by_class[starts[i] : starts[i + 1]]
+        for j in np.flatnonzero(np.round(joint[i]) > 0):
+            margin = q[members, j] - q[members, i]
+            take = int(min(round(joint[i, j]), len(members) - 1))
+            flagged[members[np.argsort(-margin, kind="stable")[:take]]] = True
+    flagged &= np.argmax(q, axis=1) != labels
+    off = np.sort(joint.ravel())[::-1]
+    total = off.sum()
+    concentration = float(off[:n_classes].sum() / total) if total > 0 else 0.0
+    return flagged, concentration
 
 
 def neighbour_votes(

@@ -366,8 +366,9 @@ def _select_images(
             f"the budget is {budget:,}; lower the budget or use --mode unlabeled"
         )
     mis = np.nan_to_num(scores.mislabel[labeled], nan=0.0) if scores.mislabel is not None else None
+    margins = scores.margin[labeled] if scores.margin is not None else None
     picked = select_labeled(scores.reduced[labeled], pool.labels[labeled], budget=budget,
-                            seed=seed, mislabel_scores=mis)
+                            seed=seed, mislabel_scores=mis, margins=margins)
     return labeled[picked]
 
 

@@ -27,7 +27,11 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A server request holds one connection while it runs. 20 kept per process, so a busy
+    # worker does not close and reopen connections (overflow ones are closed on return: a
+    # new PostgreSQL backend each time); 10 more in a burst. Two workers: at most 60 of
+    # PostgreSQL's default max_connections of 100, the rest left to the CLI and jobs.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=10)
     try:
         with engine.connect():
             pass
@@ -40,8 +44,12 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+#: How every session is configured; rows stay readable after their transaction commits.
+SESSION_OPTIONS = {"expire_on_commit": False}
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, **SESSION_OPTIONS)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -166,6 +166,9 @@ class AnnotationRow(Base):
     area: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16), default="human")
     confidence: Mapped[float | None] = mapped_column(Float)
+    # The Auto-Label run that wrote a model label (prelabel_runs.id). No foreign key: adding
+    # one would rebuild this large table on SQLite; runs go only with their dataset.
+    prelabel_run_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     fingerprint: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
 
@@ -334,3 +337,4 @@ class ObjectScoreRow(_ScoreColumns, Base):
 # Tables of the other parts of the system live in their own modules; importing them here puts
 # them in ``Base.metadata`` wherever the models are used (migrations, tests).
 from labelwise.db import account_models, workflow_models  # noqa: E402, F401
+from labelwise.db import autolabel_models  # noqa: E402, F401

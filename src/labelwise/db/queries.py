@@ -24,6 +24,8 @@ from labelwise.db.models import (
 from labelwise.errors import LabelwiseError, NotFoundError
 
 MAX_PAGE = 1000
+#: Largest id a row can have: ids are 64-bit, and a bigger number overflows the driver.
+MAX_ID = 2**63 - 1
 
 
 def encode_cursor(last_id: int) -> str:
@@ -48,7 +50,7 @@ def decode_cursor(cursor: str | None) -> int:
 def get_dataset(session: Session, ref: str | int) -> DatasetRow:
     """A dataset by name or id; unknown ones list the names that exist."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = session.get(DatasetRow, int(ref))
+        row = session.get(DatasetRow, int(ref)) if 1 <= int(ref) <= MAX_ID else None
         if row is None and isinstance(ref, str):
             row = session.scalar(select(DatasetRow).where(DatasetRow.name == ref))
     else:

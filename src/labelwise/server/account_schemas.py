@@ -20,6 +20,8 @@ Password = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
 class Request(BaseModel):
+    # Not RequestBody's NUL check: the account services refuse control characters themselves,
+    # and a sign-in must answer 401 without saying which part was wrong.
     model_config = ConfigDict(extra="forbid")
 
 

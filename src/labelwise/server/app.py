@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from labelwise import __version__
 from labelwise.config import Settings
-from labelwise.server.errors import install_error_handlers
+from labelwise.server.errors import error_responses, install_error_handlers
 from labelwise.server.workflow_views import install_workflow_errors
 from labelwise.server.routes import ROUTERS
 from labelwise.server.security import SecurityMiddleware, default_allowed_hosts
@@ -35,6 +35,8 @@ OPENAPI_TAGS = [
     {"name": "tasks", "description": "Tasks: next task, labels, the label lifecycle."},
     {"name": "review", "description": "Review queue, approve/reject, issue threads."},
     {"name": "analytics", "description": "Project progress, throughput, timing, quality."},
+    {"name": "autolabel", "description": "Custom Auto-Label: models and cards, training, "
+     "pre-labels, the next batch to label, the review queue of pre-labels."},
 ]
 
 
@@ -77,10 +79,12 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         "\"problems\"}}`.",
         openapi_tags=OPENAPI_TAGS,
         openapi_url="/api/openapi.json",
-        # Swagger UI and ReDoc load their scripts from a CDN: unusable offline and outside
-        # the page CSP. The schema itself is served.
+        # FastAPI's Swagger UI and ReDoc pages load scripts from a CDN: unusable offline and
+        # outside the page CSP. /api/docs serves a vendored Swagger UI instead (routes/docs.py).
         docs_url=None,
         redoc_url=None,
+        # Any request may be refused before its route runs: an unreadable body, a bad Host.
+        responses=error_responses(400),
         lifespan=lifespan,
     )
     app.state.workspace = ws

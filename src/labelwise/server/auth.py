@@ -14,16 +14,22 @@ header on their own).
 
 The resolver commits the request's database session before the route runs (it may refresh a
 last-seen stamp), so routes start with no transaction open and may use ``session.begin()``.
+
+Signing in is one query per request: the token (or web session) row joined to its user, with
+the same rules as ``accounts.resolve_token`` / ``accounts.resolve_session``. Dependencies that
+touch no database are ``async def``, so FastAPI does not hop to a worker thread for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from labelwise.db.account_models import ApiTokenRow, UserRow, WebSessionRow
@@ -76,7 +82,11 @@ def get_policy(request: Request) -> AuthPolicy:
     return state.auth_policy
 
 
-PolicyDep = Annotated[AuthPolicy, Depends(get_policy)]
+async def policy_dependency(request: Request) -> AuthPolicy:
+    return get_policy(request)
+
+
+PolicyDep = Annotated[AuthPolicy, Depends(policy_dependency)]
 
 
 def resolve_request(
@@ -105,16 +115,15 @@ def authenticate_request(
                 "the Authorization header must be 'Bearer lw_...'; create a token with "
                 "`labelwise user token create NAME`"
             )
-        found = accounts.resolve_token(session, value.strip())
+        found = lookup_token(session, value.strip())
         if found is None:
             raise AuthenticationError(
                 "the API token is unknown, revoked or expired, or its user is deactivated; "
                 "create a new one with `labelwise user token create NAME`"
             )
         return RequestAuth(user=found[0], via="token", token=found[1])
-    found_session = accounts.resolve_session(
-        session, request.cookies.get(SESSION_COOKIE), policy=policy
-    )
+    found_session = lookup_web_session(session, request.cookies.get(SESSION_COOKIE),
+                                       policy=policy)
     if found_session is None:
         return None
     user, web = found_session
@@ -129,10 +138,61 @@ def authenticate_request(
     return RequestAuth(user=user, via="session", web_session=web)
 
 
+def lookup_token(session: Session, token: str | None) -> tuple[UserRow, ApiTokenRow] | None:
+    """``accounts.resolve_token`` in one query: the active user and token a Bearer value
+    names, or None (unknown, revoked, expired, or the user is deactivated)."""
+    if not token or not token.startswith(accounts.TOKEN_PREFIX):
+        return None
+    found = session.execute(
+        select(ApiTokenRow, UserRow).join(UserRow, UserRow.id == ApiTokenRow.user_id)
+        .where(ApiTokenRow.token_hash == accounts.digest(token))
+    ).first()
+    if found is None:
+        return None
+    row, user = found
+    now = accounts.utcnow()
+    if row.revoked_at is not None or not user.is_active:
+        return None
+    if row.expires_at is not None and accounts.as_utc(row.expires_at) <= now:
+        return None
+    if row.last_used_at is None or now - accounts.as_utc(row.last_used_at) >= accounts.TOUCH_EVERY:
+        row.last_used_at = now
+        session.commit()
+    return user, row
+
+
+def lookup_web_session(
+    session: Session, token: str | None, *, policy: AuthPolicy
+) -> tuple[UserRow, WebSessionRow] | None:
+    """``accounts.resolve_session`` in one query: the active user and web session a session
+    cookie names, or None (unknown, ended or idle: those are deleted; deactivated user)."""
+    if not token:
+        return None
+    found = session.execute(
+        select(WebSessionRow, UserRow).join(UserRow, UserRow.id == WebSessionRow.user_id)
+        .where(WebSessionRow.token_hash == accounts.digest(token))
+    ).first()
+    if found is None:
+        return None
+    row, user = found
+    now = accounts.utcnow()
+    idle_until = accounts.as_utc(row.last_seen_at) + timedelta(hours=policy.session_idle_hours)
+    if accounts.as_utc(row.expires_at) <= now or idle_until <= now:
+        session.delete(row)
+        session.commit()
+        return None
+    if not user.is_active:
+        return None
+    if now - accounts.as_utc(row.last_seen_at) >= accounts.TOUCH_EVERY:
+        row.last_seen_at = now
+        session.commit()
+    return user, row
+
+
 MaybeAuth = Annotated[RequestAuth | None, Depends(resolve_request)]
 
 
-def require_auth(auth: MaybeAuth) -> RequestAuth:
+async def require_auth(auth: MaybeAuth) -> RequestAuth:
     if auth is None:
         raise AuthenticationError(f"not signed in; {SIGN_IN_ADVICE}")
     return auth
@@ -141,11 +201,11 @@ def require_auth(auth: MaybeAuth) -> RequestAuth:
 RequestAuthDep = Annotated[RequestAuth, Depends(require_auth)]
 
 
-def current_user(auth: RequestAuthDep) -> UserRow:
+async def current_user(auth: RequestAuthDep) -> UserRow:
     return auth.user
 
 
-def optional_user(auth: MaybeAuth) -> UserRow | None:
+async def optional_user(auth: MaybeAuth) -> UserRow | None:
     return auth.user if auth is not None else None
 
 
@@ -165,7 +225,7 @@ def require_role(minimum: str):
     """
     accounts.check_role(minimum)
 
-    def role_at_least(user: CurrentUser) -> UserRow:
+    async def role_at_least(user: CurrentUser) -> UserRow:
         if not accounts.has_role(user, minimum):
             raise PermissionDeniedError(
                 f"this needs the {minimum} role or higher; {user.username!r} is a {user.role}. "

@@ -7,14 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelwise.embeddings.backbones import BUILTIN, MAX_SIZE, MIN_SIZE
+from labelwise.server.schemas import RequestBody
 
 ModelName = Field(BUILTIN, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                   description="Embedding model the dataset was embedded with.")
 SplitName = Field(min_length=1, max_length=200, description="Name of the split to create.")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(RequestBody):
+    pass
 
 
 class ScoreRequest(_Body):

@@ -4,15 +4,20 @@
     def read_asset(asset_id: AssetId, session: SessionDep) -> AssetDetail: ...
 
 The workspace is opened once per app (``app.state.workspace``); each request gets its own
-database session, closed when the response is sent.
+database session on one pooled connection, closed when the route returns.
+
+Dependencies that only read app state are ``async def``: FastAPI runs a plain ``def`` in a
+worker thread, and a hop there and back costs more than these do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from labelwise.db.queries import MAX_PAGE
@@ -23,7 +28,7 @@ from labelwise.workspace import Workspace
 MAX_ID = 2**63 - 1
 
 
-def get_workspace(request: Request) -> Workspace:
+async def get_workspace(request: Request) -> Workspace:
     """The workspace the app serves."""
     return request.app.state.workspace
 
@@ -32,8 +37,19 @@ WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 
 
 def get_session(ws: WorkspaceDep) -> Iterator[Session]:
-    """A database session for one request."""
-    with ws.session() as session:
+    """A database session for one request, on one connection held until the route returns.
+
+    The sign-in and access dependencies each end their read transaction before the route
+    opens its own; on one connection those are a COMMIT and a BEGIN, not a trip through the
+    pool with a liveness ping each time.
+    """
+    with ExitStack() as stack:
+        try:
+            session = stack.enter_context(ws.session(pinned=True))
+        except OperationalError:
+            # The database does not answer: a plain session, whose first query fails again in
+            # the route, which answers in its own way (503 JSON, or the landing page's 503).
+            session = stack.enter_context(ws.session())
         yield session
 
 
@@ -42,7 +58,7 @@ def get_session(ws: WorkspaceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_store(ws: WorkspaceDep) -> BlobStore:
+async def get_store(ws: WorkspaceDep) -> BlobStore:
     """The blob store holding image bytes and thumbnails."""
     return ws.store
 

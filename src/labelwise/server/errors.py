@@ -79,10 +79,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: FastAPI's detail for a body it cannot decode at all (e.g. bytes that are not UTF-8).
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404 and exc.detail == "Not Found":
         message = "no such page or API route; the API lives under /api (see /api/openapi.json)"
+    elif exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
+        message = ("cannot read the request body: send JSON encoded as UTF-8 with "
+                   "Content-Type: application/json")
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, "HTTPError", message, headers=exc.headers)
@@ -130,7 +137,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _DESCRIPTIONS = {
-    400: "Bad request, e.g. an invalid cursor.",
+    400: "Bad request: an invalid cursor, a body that is not UTF-8 JSON, or a Host this "
+    "server does not answer to.",
     401: "Not signed in: no valid session cookie or Bearer token.",
     403: "Signed in, but the role does not allow this, or the X-CSRF-Token header is "
     "missing.",

@@ -8,10 +8,10 @@ by accident.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from labelwise.core.annotations import Source
 from labelwise.core.schema import ClassKind, Tool
@@ -23,9 +23,51 @@ URL_VERSION_DIGITS = 16
 
 
 class Schema(BaseModel):
-    """Base of every response model: unknown keys are dropped, never echoed."""
+    """Base of every response model: unknown keys are dropped, never echoed. Times are UTC
+    and always carry their offset."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _times_in_utc(cls, value: Any) -> Any:
+        # The database stores UTC; SQLite hands it back without an offset, and an RFC 3339
+        # date-time (what the schema promises) must have one.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def nul_location(value: Any, where: str = "") -> str | None:
+    """Where in a JSON value a string (or key) holds a NUL character, e.g. "labels.0.note";
+    None if nowhere."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        here = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        if (found := nul_location(item, here)) is not None:
+            return found
+    return None
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: unknown keys are an error, and no text may hold a NUL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # PostgreSQL stores no NUL in text or JSON: refuse it here, naming the field, rather
+        # than fail in the database.
+        if (where := nul_location(data)) is not None:
+            raise ValueError(f"{where or 'the body'} contains a NUL character (\\u0000); "
+                             "remove it")
+        return data
 
 
 class Page(Schema, Generic[T]):

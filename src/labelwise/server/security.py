@@ -4,6 +4,8 @@ Every response gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: s
 HTML pages also get a restrictive Content-Security-Policy (same-origin styles, scripts, images
 and fetches only, no inline code, no framing).
 
+A URL holding a NUL character (``%00``) is refused with 400 before any route runs.
+
 A server bound to a loopback address answers only requests whose ``Host`` is a loopback name.
 Without this, any web page the user visits could point a DNS name at 127.0.0.1 ("DNS
 rebinding") and read the datasets through the user's browser.
@@ -72,6 +74,12 @@ def host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def has_nul(scope: Scope) -> bool:
+    """Whether the request's path or query string holds a NUL character. No stored name or
+    value can (PostgreSQL refuses it), so such a URL is refused before any route runs."""
+    return "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+
+
 class SecurityMiddleware:
     """Adds the security headers; refuses Hosts outside ``allowed_hosts`` (None: any)."""
 
@@ -93,6 +101,15 @@ class SecurityMiddleware:
                     for name, value in HTML_HEADERS.items():
                         headers.setdefault(name, value)
             await send(message)
+
+        if scope["type"] == "http" and has_nul(scope):
+            response = error_response(
+                400, "BadRequestError",
+                "the URL contains a NUL character (%00), which no name or value can hold; "
+                "remove it",
+            )
+            await response(scope, receive, send_with_headers)
+            return
 
         if self.allowed_hosts is not None:
             host = host_name(Headers(scope=scope).get("host", ""))

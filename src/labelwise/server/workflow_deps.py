@@ -11,7 +11,7 @@ routes start clean and may use ``session.begin()``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Path
@@ -55,7 +55,7 @@ class IssueAccess(TaskAccess):
     issue: ReviewIssueRow
 
 
-@lru_cache(maxsize=None)
+@cache
 def project_access(minimum: str):
     def load_project(project_id: ProjectId, user: CurrentUser,
                      session: SessionDep) -> ProjectAccess:
@@ -67,7 +67,7 @@ def project_access(minimum: str):
     return load_project
 
 
-@lru_cache(maxsize=None)
+@cache
 def task_access(minimum: str):
     def load_task(task_id: TaskId, user: CurrentUser, session: SessionDep) -> TaskAccess:
         task, project, role = get_task(session, user, task_id, minimum=minimum)

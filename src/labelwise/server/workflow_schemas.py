@@ -7,12 +7,13 @@ explicitly from service rows, so a new column never leaks out by accident.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from labelwise.core.schema import ClassKind, Tool
-from labelwise.server.schemas import AssetPublic, ClassPublic, ErrorDetail, Schema
+from labelwise.db.queries import MAX_ID
+from labelwise.server.schemas import AssetPublic, ClassPublic, ErrorDetail, RequestBody, Schema
 
 ProjectRole = Literal["manager", "reviewer", "labeler"]
 TaskStatus = Literal["todo", "in_progress", "submitted", "approved", "rejected", "skipped"]
@@ -20,18 +21,19 @@ Version = Field(ge=1, le=2**31 - 1, description="The task version you read; a st
                 "answers 409 with the current version.")
 Seconds = Field(default=None, ge=0, le=86_400,
                 description="Active labeling seconds since your last save or submit.")
+#: An id in a request body. Ids are 64-bit: a bigger number names no record (422, not a
+#: database overflow).
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-class Body(BaseModel):
-    """Base of request bodies: unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid")
+class Body(RequestBody):
+    """Base of request bodies: unknown keys and NUL characters are an error."""
 
 
 # -- projects -----------------------------------------------------------------------------------
 class ProjectCreate(Body):
     name: str = Field(min_length=1, max_length=200)
-    dataset: str | int = Field(description="Dataset name or id.")
+    dataset: RecordId | str = Field(description="Dataset name or id.")
     split: str | None = Field(default=None, max_length=200,
                               description="Only this split of the dataset.")
     description: str = Field(default="", max_length=10_000)
@@ -62,7 +64,7 @@ class ProjectDetail(ProjectPublic):
 
 
 class MemberIn(Body):
-    user: int | str = Field(description="User id or username.")
+    user: RecordId | str = Field(description="User id or username.")
     role: ProjectRole
 
 
@@ -95,10 +97,10 @@ class ClassRemoved(Schema):
 class AssignRequest(Body):
     """Either ``asset_ids`` (explicit) or ``spread`` (N unassigned tasks per user)."""
 
-    users: list[int | str] = Field(min_length=1, max_length=1000,
+    users: list[RecordId | str] = Field(min_length=1, max_length=1000,
                                    description="User ids or usernames.")
     role: Literal["labeler", "reviewer"] = "labeler"
-    asset_ids: list[int] | None = Field(default=None, max_length=100_000)
+    asset_ids: list[RecordId] | None = Field(default=None, max_length=100_000)
     spread: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
@@ -127,8 +129,8 @@ class TaskPublic(Schema):
 class LabelIn(Body):
     """A label as the editor holds it; leave ``id`` out for a new one."""
 
-    id: int | None = None
-    class_id: int
+    id: RecordId | None = None
+    class_id: RecordId
     bbox: list[float] | None = Field(default=None, description="[x, y, width, height] px")
     polygons: list[list[float]] | None = None
     rle: dict[str, Any] | None = None
@@ -224,7 +226,7 @@ class TaskEventPublic(Schema):
 # -- review -------------------------------------------------------------------------------------
 class IssueCreate(Body):
     body: str = Field(min_length=1, max_length=10_000)
-    annotation_id: int | None = Field(default=None, description="Anchor: one of the task's "
+    annotation_id: RecordId | None = Field(default=None, description="Anchor: one of the task's "
                                       "labels ...")
     x: float | None = Field(default=None, description="... or a point (x, y) in pixels.")
     y: float | None = None

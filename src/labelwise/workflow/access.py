@@ -58,8 +58,16 @@ def get_project(
     Not found (also for non-members) -> NotFoundError; a member below ``minimum`` ->
     PermissionDeniedError naming the role needed.
     """
-    project = session.get(ProjectRow, project_id)
-    role = project_role(session, user, project_id) if project is not None else None
+    if is_workspace_admin(user):
+        project, role = session.get(ProjectRow, project_id), "manager"
+    else:  # one query: the project joined to the user's membership
+        found = session.execute(
+            select(ProjectRow, ProjectMemberRow.role)
+            .join(ProjectMemberRow, (ProjectMemberRow.project_id == ProjectRow.id)
+                  & (ProjectMemberRow.user_id == user.id))
+            .where(ProjectRow.id == project_id)
+        ).first()
+        project, role = found if found is not None else (None, None)
     if project is None or role is None:
         raise NotFoundError(
             f"no project with id {project_id} that {user.username!r} can see; list yours with "

@@ -4,7 +4,8 @@
 when many ask at the same moment: on PostgreSQL the candidate row is locked with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` (others skip it instead of waiting); on SQLite, where
 writers take turns anyway, the claim is one guarded ``UPDATE ... WHERE assignee_id IS NULL
-AND version = :v`` and a lost race moves on to the next candidate.
+AND version = :v`` and a lost race moves on to the next candidate. Either way the claiming
+``UPDATE`` returns the claimed row (``RETURNING``), so it is not read again.
 """
 
 from __future__ import annotations
@@ -187,12 +188,11 @@ def next_task(session: Session, project: ProjectRow, actor: Actor) -> TaskRow | 
     if mine is not None:
         return transition(session, mine, actor, "start", version=mine.version)
     if session.get_bind().dialect.name == "postgresql":
-        claimed = _claim_locked(session, project, user)
+        task = _claim_locked(session, project, user)
     else:
-        claimed = _claim_guarded(session, project, user)
-    if claimed is None:
+        task = _claim_guarded(session, project, user)
+    if task is None:
         return None
-    task = session.get(TaskRow, claimed, populate_existing=True)
     record_event(session, task, user, "start", "todo", payload={"claimed": True})
     return task
 
@@ -203,27 +203,33 @@ def _claim_values(user: UserRow) -> dict[str, Any]:
             "started_at": ts, "updated_at": ts}
 
 
-def _claim_locked(session: Session, project: ProjectRow, user: UserRow) -> int | None:
-    """PostgreSQL: lock the first free row others have not locked, then take it."""
+def _claim_update(session: Session, *where: Any, user: UserRow) -> TaskRow | None:
+    """``UPDATE tasks ... WHERE <where> RETURNING tasks.*``: the claimed task, or None."""
+    claim = (update(TaskRow).where(*where).values(**_claim_values(user))
+             .returning(TaskRow))
+    return session.scalars(claim, execution_options={"synchronize_session": False,
+                                                     "populate_existing": True}).first()
+
+
+def _claim_locked(session: Session, project: ProjectRow, user: UserRow) -> TaskRow | None:
+    """PostgreSQL: in one statement, lock the first free row others have not locked, and
+    take it."""
     t = TaskRow
-    tid = session.scalar(
+    free = (
         select(t.id)
         .where(t.project_id == project.id, t.status == "todo", t.assignee_id.is_(None))
         .order_by(t.id).limit(1)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    if tid is None:
-        return None
-    session.execute(update(t).where(t.id == tid).values(**_claim_values(user))
-                    .execution_options(synchronize_session=False))
-    return tid
+    return _claim_update(session, t.id == free, user=user)
 
 
 #: How many free candidates SQLite claims look at per round; users start at different ones.
 CANDIDATES = 16
 
 
-def _claim_guarded(session: Session, project: ProjectRow, user: UserRow) -> int | None:
+def _claim_guarded(session: Session, project: ProjectRow, user: UserRow) -> TaskRow | None:
     """SQLite: claim with a guarded UPDATE; a lost race tries the next candidate."""
     t = TaskRow
     while True:
@@ -236,12 +242,7 @@ def _claim_guarded(session: Session, project: ProjectRow, user: UserRow) -> int 
             return None
         start = user.id % len(candidates)  # spread concurrent users over the candidates
         for tid, version in candidates[start:] + candidates[:start]:
-            won = session.execute(
-                update(t)
-                .where(t.id == tid, t.assignee_id.is_(None), t.status == "todo",
-                       t.version == version)
-                .values(**_claim_values(user))
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if won == 1:
-                return tid
+            won = _claim_update(session, t.id == tid, t.assignee_id.is_(None),
+                                t.status == "todo", t.version == version, user=user)
+            if won is not None:
+                return won

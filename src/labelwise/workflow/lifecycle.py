@@ -118,9 +118,9 @@ def _check_actor(task: TaskRow, actor: Actor, action: str) -> None:
         if task.assignee_id is None:
             raise PermissionDeniedError(f"task {task.id} is not assigned to you; get work with "
                                  "POST /api/projects/{id}/tasks/next")
-    if need == "reviewer" and actor.role == "reviewer":
-        if task.reviewer_id is not None and task.reviewer_id != actor.user.id:
-            raise PermissionDeniedError(f"task {task.id} is assigned to another reviewer")
+    if (need == "reviewer" and actor.role == "reviewer" and task.reviewer_id is not None
+            and task.reviewer_id != actor.user.id):
+        raise PermissionDeniedError(f"task {task.id} is assigned to another reviewer")
 
 
 def _guarded_update(
@@ -130,11 +130,11 @@ def _guarded_update(
     """Apply ``values`` (plain values) only if the task still has ``version`` and one of
     ``statuses``; the in-memory task follows without another query."""
     ts = now()
+    tasks = TaskRow.__table__  # a Core statement: the ORM has nothing to track here
     result = session.execute(
-        update(TaskRow)
-        .where(TaskRow.id == task.id, TaskRow.version == version, TaskRow.status.in_(statuses))
+        update(tasks)
+        .where(tasks.c.id == task.id, tasks.c.version == version, tasks.c.status.in_(statuses))
         .values(version=version + 1, updated_at=ts, **values)
-        .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:
         for key, value in {**values, "version": version + 1, "updated_at": ts}.items():
@@ -156,7 +156,7 @@ def record_event(
     """Append one row to the audit log, after the task row changed."""
     ts = now()
     session.execute(
-        insert(TaskEventRow).values(
+        insert(TaskEventRow.__table__).values(  # Core: no ORM bookkeeping for a log row
             task_id=task.id, project_id=task.project_id, user_id=user.id if user else None,
             assignee_id=task.assignee_id, action=action, from_status=from_status,
             to_status=task.status, version=task.version, day=ts.date(), created_at=ts,
@@ -194,11 +194,13 @@ def transition(
         raise ValidationError(f"rejecting task {task.id} needs a reason the labeler can act on")
     before = task.status
     reviewed_before = task.reviewed_at is not None
-    values, fields = _effects(session, task, actor, action, seconds)
+    stats = _label_stats(session, task) if action == "submit" else None
+    values, fields = _effects(task, actor, action, seconds, stats)
     values["status"] = TRANSITIONS[action][1]
     _guarded_update(session, task, version, statuses, values, action)
-    if action == "submit":
-        _settle_model_labels(session, task)
+    if stats is not None:
+        if stats.model_labels:  # model labels exist only when the project imported them
+            _settle_model_labels(session, task)
         if reviewed_before:  # a submit after a review sent it back
             action = "resubmit"
     payload: dict[str, Any] = {"reason": reason} if reason else {}
@@ -210,9 +212,9 @@ def transition(
 
 
 def _effects(
-    session: Session, task: TaskRow, actor: Actor, action: str, seconds: float | None
+    task: TaskRow, actor: Actor, action: str, seconds: float | None, stats: LabelStats | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Column changes for the task and extra fields for its event."""
+    """Column changes for the task and extra fields for its event (``stats``: on submit)."""
     ts = now()
     values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
@@ -220,9 +222,9 @@ def _effects(
         values = {"started_at": ts, "assignee_id": task.assignee_id or actor.user.id}
     elif action == "submit":
         cycle = (task.pending_seconds or 0.0) + (seconds or 0.0)
-        n, tool = _label_stats(session, task)
+        n = stats.count
         values = {"submitted_at": ts, "pending_seconds": 0.0}
-        fields = {"cycle_seconds": cycle, "num_labels": n, "tool": tool,
+        fields = {"cycle_seconds": cycle, "num_labels": n, "tool": stats.tool,
                   "seconds_per_label": cycle / n if n else None}
     elif action in ("approve", "reject"):
         values = {"reviewed_at": ts, "reviewer_id": task.reviewer_id or actor.user.id}
@@ -234,14 +236,27 @@ def _effects(
     return values, fields
 
 
-def _label_stats(session: Session, task: TaskRow) -> tuple[int, str | None]:
+@dataclass(frozen=True)
+class LabelStats:
+    """A task's labels at submit: how many, the main tool, whether any came from a model."""
+
+    count: int
+    tool: str | None
+    model_labels: bool
+
+
+def _label_stats(session: Session, task: TaskRow) -> LabelStats:
+    """One query over all the task's labels, deleted model labels included."""
     ta = TaskAnnotationRow
-    kinds = session.execute(
-        select(LabelClassRow.kind, LabelClassRow.tool)
+    rows = session.execute(
+        select(LabelClassRow.kind, LabelClassRow.tool, ta.deleted,
+               ta.model_fingerprint.is_not(None))
         .join(ta, ta.class_id == LabelClassRow.id)
-        .where(ta.task_id == task.id, ta.deleted.is_(False))
+        .where(ta.task_id == task.id)
     ).all()
-    return len(kinds), main_tool([(k, t) for k, t in kinds])
+    kept = [(kind, tool) for kind, tool, deleted, _model in rows if not deleted]
+    return LabelStats(count=len(kept), tool=main_tool(kept),
+                      model_labels=any(model for *_rest, model in rows))
 
 
 def _settle_model_labels(session: Session, task: TaskRow) -> None:
@@ -282,12 +297,10 @@ def save_labels(
         raise StaleVersionError(task.id, version, task.version, task.status)
     project = session.get(ProjectRow, task.project_id)
     asset = session.get(AssetRow, task.asset_id)
-    schema = session.get(LabelSchemaRow, project.schema_id)
-    classes = {c.id: c for c in session.scalars(
-        select(LabelClassRow).where(LabelClassRow.schema_id == project.schema_id))}
+    multi_label, classes = _schema_classes(session, project.schema_id)
     where = f"task {task.id} (asset {asset.path!r})"
     validate_labels(labels, classes, width=asset.width, height=asset.height,
-                    multi_label=schema.multi_label, where=where)
+                    multi_label=multi_label, where=where)
     ta = TaskAnnotationRow
     stored = {r.id: r for r in session.scalars(
         select(ta).where(ta.task_id == task.id, ta.deleted.is_(False)))}
@@ -304,6 +317,16 @@ def save_labels(
     record_event(session, task, actor.user, "save", "in_progress", active_seconds=seconds,
                  num_labels=len(labels))
     return task
+
+
+def _schema_classes(session: Session, schema_id: int) -> tuple[bool, dict[int, LabelClassRow]]:
+    """The schema's multi_label flag and its classes by id, in one query."""
+    rows = session.execute(
+        select(LabelSchemaRow.multi_label, LabelClassRow)
+        .outerjoin(LabelClassRow, LabelClassRow.schema_id == LabelSchemaRow.id)
+        .where(LabelSchemaRow.id == schema_id)
+    ).all()
+    return bool(rows and rows[0][0]), {c.id: c for _m, c in rows if c is not None}
 
 
 def _write_labels(

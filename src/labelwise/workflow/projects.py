@@ -37,10 +37,20 @@ from labelwise.workflow.access import PROJECT_CREATORS, project_role, visible_pr
 from labelwise.workflow.labels import label_fingerprint, row_geometry
 
 
+def _is_id(ref: int | str) -> bool:
+    return isinstance(ref, int) or str(ref).isdigit()
+
+
+def _get_by_id(session: Session, model: type, ref: int | str) -> Any:
+    n = int(ref)
+    # Ids are 64-bit: a bigger number names no row (and would overflow the driver).
+    return session.get(model, n) if 1 <= n <= queries.MAX_ID else None
+
+
 def find_user(session: Session, ref: int | str) -> UserRow:
     """A user by id or username."""
-    if isinstance(ref, int) or str(ref).isdigit():
-        row = session.get(UserRow, int(ref))
+    if _is_id(ref):
+        row = _get_by_id(session, UserRow, ref)
     else:
         row = session.scalar(select(UserRow).where(UserRow.username == str(ref).lower()))
     if row is None:
@@ -53,8 +63,8 @@ def find_user(session: Session, ref: int | str) -> UserRow:
 
 def find_project(session: Session, ref: int | str) -> ProjectRow:
     """A project by id or name (for the CLI; the API checks membership through ``access``)."""
-    if isinstance(ref, int) or str(ref).isdigit():
-        row = session.get(ProjectRow, int(ref))
+    if _is_id(ref):
+        row = _get_by_id(session, ProjectRow, ref)
     else:
         row = session.scalar(select(ProjectRow).where(ProjectRow.name == ref))
     if row is None:
