@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 import types
+import zipfile
 from dataclasses import dataclass
 
 import pytest
@@ -102,6 +103,10 @@ def test_boxes_train_and_apply_go_through_the_dense_trainer(boxes_ws, fake, tmp_
     info = service.show(boxes_ws, "cat-boxes")
     assert info["card"]["map50"] == 0.5 and info["task"] == "boxes"
     assert service.export_onnx(boxes_ws, "cat-boxes", 1, tmp_path / "b.onnx").is_file()
+    with zipfile.ZipFile(service.export_onnx(boxes_ws, "cat-boxes", 1, tmp_path / "b.zip")) as zf:
+        assert sorted(zf.namelist()) == ["card.json", "dense/head.onnx", "model.json"]
+    with pytest.raises(ValidationError, match=r"\.onnx suffix .* or \.zip"):
+        service.export_onnx(boxes_ws, "cat-boxes", 1, tmp_path / "b.tar")
 
     run = service.apply(boxes_ws, "cat-boxes", "cats")
     assert run.images == 9 and run.skipped_labeled == 1 and run.labels == 9

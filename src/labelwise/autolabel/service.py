@@ -375,7 +375,8 @@ def onnx_path(ws: Workspace, name: str, version: int | None = None) -> tuple[Pat
         found = sorted((folder / DENSE_DIR).rglob("*.onnx"))
         if len(found) != 1:
             raise ValidationError(f"model {name!r} v{v} ({task}) is {len(found)} ONNX files, "
-                                  f"not one; copy the folder {folder / DENSE_DIR} instead")
+                                  "not one; export it as a .zip (`labelwise autolabel export "
+                                  f"{name} {name}.zip`)")
         path = found[0]
     if not path.is_file():
         raise NotFoundError(f"{path}: the model file is missing from the workspace; retrain "
@@ -384,18 +385,48 @@ def onnx_path(ws: Workspace, name: str, version: int | None = None) -> tuple[Pat
 
 
 def export_onnx(ws: Workspace, name: str, version: int | None, dest: str | Path) -> Path:
-    """Copy a model version's ONNX file to ``dest`` (a file name ending in .onnx)."""
+    """Write a model version for use outside labelwise: ``dest`` ending in ``.onnx`` gets
+    its ONNX file (categories, boxes); ending in ``.zip``, every ONNX file of the version with
+    its ``card.json`` and ``model.json`` (any task; the only way for keypoints models, which
+    are a detector and a head per class)."""
     dest = Path(dest)
-    if dest.suffix.lower() != ".onnx":
-        raise ValidationError(f"{dest}: name the exported file with a .onnx suffix")
-    src, _ = onnx_path(ws, name, version)
+    suffix = dest.suffix.lower()
+    if suffix not in (".onnx", ".zip"):
+        raise ValidationError(f"{dest}: name the exported file with a .onnx suffix (one ONNX "
+                              "file) or .zip (every file of the version)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        if suffix == ".onnx":
+            src, _ = onnx_path(ws, name, version)
+            shutil.copyfile(src, dest)
+        else:
+            _write_zip(ws, name, version, dest)
     except OSError as err:
         raise ValidationError(f"{dest}: cannot write the model ({err.strerror}); choose "
                               "another path") from err
     return dest
+
+
+def _write_zip(ws: Workspace, name: str, version: int | None, dest: Path) -> None:
+    import zipfile
+
+    with ws.session() as s:
+        row = get_version(s, get_model(s, name), version)
+        folder = ws.path / row.path
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and (p.suffix == ".onnx" or p.name in ("card.json",
+                                                                          "model.json")))
+    if not any(p.suffix == ".onnx" for p in files):
+        raise NotFoundError(f"{folder}: the model files are missing from the workspace; "
+                            f"retrain model {name!r}")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in files:
+                zf.write(path, path.relative_to(folder).as_posix())
+        tmp.replace(dest)  # never a half-written archive under the given name
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 __all__ += ["MODELS_DIR", "onnx_path"]

@@ -205,13 +205,15 @@ def next_cmd(
 @app.command("export")
 def export_cmd(
     model: str = typer.Argument(..., help="Model name."),
-    dest: Path = typer.Argument(..., help="File to write, ending in .onnx."),
+    dest: Path = typer.Argument(..., help="File to write: .onnx (the model's ONNX file) or "
+                                ".zip (every ONNX file with the card; keypoints models)."),
     version: int = typer.Option(None, "--version", "-v", min=1, help="Version (default: the "
                                 "latest)."),
     workspace: Path | None = workspace_option(),
 ) -> None:
     """Write a model version as ONNX for your own use (categories: input 'embedding' float32
-    (N, d), output 'probabilities' (N, classes), class names in the file's metadata)."""
+    (N, d), output 'probabilities' (N, classes), class names in the file's metadata; a .zip
+    holds every ONNX file of the version with its card and model.json)."""
     with open_workspace(workspace) as ws:
         path = ws.autolabel_export(model, dest, version=version)
     console.print(f"[green]wrote[/] {escape(str(path))}")
