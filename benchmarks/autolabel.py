@@ -179,6 +179,8 @@ def active_curve(data: dict, *, seed: int, strategy: str, start: int, step: int,
         if len(labeled) >= stop:
             return curve
         if strategy == "active":
+            # the head's own uncertainty, as `autolabel next` uses (smoothed scores picked
+            # batches 0.3 points worse at 2,500 labels: 0.875 against 0.878, within noise)
             u = model.uncertainty(model.predict_proba(X[rest]))
             new = rest[select_next_batch(X[rest], u, budget=step, seed=seed,
                                          X_labeled=X[labeled])]

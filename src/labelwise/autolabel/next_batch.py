@@ -115,7 +115,8 @@ def _uncertainty(ws, task, folder, X_pool: np.ndarray, pool_ids: np.ndarray) -> 
         from labelwise.autolabel.store import StoredClassifier
 
         stored = StoredClassifier(folder)
-        return stored.apply(X_pool).uncertainty
+        # The head's own doubt (its decision boundary) is what the next labels teach it.
+        return stored.apply(X_pool, smooth=False).uncertainty
     from labelwise.autolabel import dense_service
     from labelwise.autolabel.versions import DENSE_DIR, read_dense_info
 
