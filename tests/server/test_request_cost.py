@@ -2,8 +2,8 @@
 
 The labeling loop (next task -> save -> submit) is the server's hot path: these tests pin its
 SQL statements and connection checkouts per request, so a change that adds a query to it is
-seen; and they check that signing in by token or cookie in one query keeps every rule of
-``accounts.resolve_token`` / ``accounts.resolve_session``.
+seen; and they check that signing in by token or cookie, now one joined query, keeps every
+rule of ``accounts.resolve_token`` / ``accounts.resolve_session``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import event, select, update
 
 from labelwise.db.account_models import ApiTokenRow, UserRow, WebSessionRow
-from labelwise.server.auth import lookup_token, lookup_web_session
 from labelwise.workflow import accounts
 from tests.server.helpers import make_user
 from tests.server.workflow_helpers import make_project
@@ -113,13 +112,7 @@ def test_submit_still_settles_model_labels(world, workspace):
         "accepted", "edited", "rejected")
 
 
-def _same(found, expected) -> bool:
-    if expected is None or found is None:
-        return found is None and expected is None
-    return (found[0].id, found[1].id) == (expected[0].id, expected[1].id)
-
-
-def test_token_lookup_follows_the_accounts_rules(workspace):
+def test_token_sign_in_keeps_every_rule(workspace):
     user = make_user(workspace, "tina", "labeler")
     with workspace.session() as s:
         user = s.get(UserRow, user.id)
@@ -134,15 +127,15 @@ def test_token_lookup_follows_the_accounts_rules(workspace):
         s.expire_all()
         cases = {"valid": valid, "revoked": revoked.token, "expired": expired.token,
                  "unknown": "lw_" + "x" * 43, "no prefix": valid[3:], "empty": ""}
+        assert accounts.resolve_token(s, valid)[0].id == user.id
         for name, token in cases.items():
-            assert _same(lookup_token(s, token), accounts.resolve_token(s, token)), name
-        assert lookup_token(s, valid)[0].id == user.id
-        assert all(lookup_token(s, t) is None for n, t in cases.items() if n != "valid")
+            if name != "valid":
+                assert accounts.resolve_token(s, token) is None, name
         accounts.deactivate(s, user.id)
-        assert lookup_token(s, valid) is None and accounts.resolve_token(s, valid) is None
+        assert accounts.resolve_token(s, valid) is None
 
 
-def test_web_session_lookup_follows_the_accounts_rules(workspace):
+def test_session_sign_in_keeps_every_rule(workspace):
     user_id = make_user(workspace, "sven", "labeler").id
 
     def new_session(**stamps) -> accounts.NewSession:
@@ -156,19 +149,17 @@ def test_web_session_lookup_follows_the_accounts_rules(workspace):
 
     live = new_session().token
     with workspace.session() as s:
-        found = lookup_web_session(s, live, policy=POLICY)
-        assert _same(found, accounts.resolve_session(s, live, policy=POLICY))
-        assert found[0].id == user_id
+        found = accounts.resolve_session(s, live, policy=POLICY)
+        assert found[0].id == user_id and found[1].token_hash == accounts.digest(live)
     past = accounts.utcnow() - timedelta(hours=POLICY.session_idle_hours + 1)
     for stamp in ("expires_at", "last_seen_at"):  # ended, or idle too long: deleted
         gone = new_session(**{stamp: past})
         with workspace.session() as s:
-            assert lookup_web_session(s, gone.token, policy=POLICY) is None, stamp
+            assert accounts.resolve_session(s, gone.token, policy=POLICY) is None, stamp
             assert s.get(WebSessionRow, gone.id) is None, stamp
     with workspace.session() as s:
-        assert lookup_web_session(s, "nonsense", policy=POLICY) is None
-        assert lookup_web_session(s, None, policy=POLICY) is None
+        assert accounts.resolve_session(s, "nonsense", policy=POLICY) is None
+        assert accounts.resolve_session(s, None, policy=POLICY) is None
         accounts.deactivate(s, user_id)
     with workspace.session() as s:
-        assert lookup_web_session(s, live, policy=POLICY) is None
         assert accounts.resolve_session(s, live, policy=POLICY) is None

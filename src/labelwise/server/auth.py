@@ -15,21 +15,19 @@ header on their own).
 The resolver commits the request's database session before the route runs (it may refresh a
 last-seen stamp), so routes start with no transaction open and may use ``session.begin()``.
 
-Signing in is one query per request: the token (or web session) row joined to its user, with
-the same rules as ``accounts.resolve_token`` / ``accounts.resolve_session``. Dependencies that
-touch no database are ``async def``, so FastAPI does not hop to a worker thread for them.
+Signing in is one query per request (``accounts.resolve_token`` / ``resolve_session`` join
+the token or web session to its user). Dependencies that touch no database are ``async
+def``, so FastAPI does not hop to a worker thread for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from labelwise.db.account_models import ApiTokenRow, UserRow, WebSessionRow
@@ -115,15 +113,15 @@ def authenticate_request(
                 "the Authorization header must be 'Bearer lw_...'; create a token with "
                 "`labelwise user token create NAME`"
             )
-        found = lookup_token(session, value.strip())
+        found = accounts.resolve_token(session, value.strip())
         if found is None:
             raise AuthenticationError(
                 "the API token is unknown, revoked or expired, or its user is deactivated; "
                 "create a new one with `labelwise user token create NAME`"
             )
         return RequestAuth(user=found[0], via="token", token=found[1])
-    found_session = lookup_web_session(session, request.cookies.get(SESSION_COOKIE),
-                                       policy=policy)
+    found_session = accounts.resolve_session(session, request.cookies.get(SESSION_COOKIE),
+                                             policy=policy)
     if found_session is None:
         return None
     user, web = found_session
@@ -136,57 +134,6 @@ def authenticate_request(
             f"(the {CSRF_COOKIE} cookie holds it too)"
         )
     return RequestAuth(user=user, via="session", web_session=web)
-
-
-def lookup_token(session: Session, token: str | None) -> tuple[UserRow, ApiTokenRow] | None:
-    """``accounts.resolve_token`` in one query: the active user and token a Bearer value
-    names, or None (unknown, revoked, expired, or the user is deactivated)."""
-    if not token or not token.startswith(accounts.TOKEN_PREFIX):
-        return None
-    found = session.execute(
-        select(ApiTokenRow, UserRow).join(UserRow, UserRow.id == ApiTokenRow.user_id)
-        .where(ApiTokenRow.token_hash == accounts.digest(token))
-    ).first()
-    if found is None:
-        return None
-    row, user = found
-    now = accounts.utcnow()
-    if row.revoked_at is not None or not user.is_active:
-        return None
-    if row.expires_at is not None and accounts.as_utc(row.expires_at) <= now:
-        return None
-    if row.last_used_at is None or now - accounts.as_utc(row.last_used_at) >= accounts.TOUCH_EVERY:
-        row.last_used_at = now
-        session.commit()
-    return user, row
-
-
-def lookup_web_session(
-    session: Session, token: str | None, *, policy: AuthPolicy
-) -> tuple[UserRow, WebSessionRow] | None:
-    """``accounts.resolve_session`` in one query: the active user and web session a session
-    cookie names, or None (unknown, ended or idle: those are deleted; deactivated user)."""
-    if not token:
-        return None
-    found = session.execute(
-        select(WebSessionRow, UserRow).join(UserRow, UserRow.id == WebSessionRow.user_id)
-        .where(WebSessionRow.token_hash == accounts.digest(token))
-    ).first()
-    if found is None:
-        return None
-    row, user = found
-    now = accounts.utcnow()
-    idle_until = accounts.as_utc(row.last_seen_at) + timedelta(hours=policy.session_idle_hours)
-    if accounts.as_utc(row.expires_at) <= now or idle_until <= now:
-        session.delete(row)
-        session.commit()
-        return None
-    if not user.is_active:
-        return None
-    if now - accounts.as_utc(row.last_seen_at) >= accounts.TOUCH_EVERY:
-        row.last_seen_at = now
-        session.commit()
-    return user, row
 
 
 MaybeAuth = Annotated[RequestAuth | None, Depends(resolve_request)]

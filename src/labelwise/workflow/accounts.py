@@ -544,20 +544,24 @@ def create_session(
 def resolve_session(
     session: Session, token: str | None, *, policy: AuthPolicy = DEFAULT_POLICY
 ) -> tuple[UserRow, WebSessionRow] | None:
-    """The active user and session a session cookie names, or None (unknown, ended, idle)."""
+    """The active user and session a session cookie names, or None (unknown, ended or idle:
+    those are deleted; deactivated user). One query: every request signs in through here."""
     if not token:
         return None
-    row = session.scalar(select(WebSessionRow).where(WebSessionRow.token_hash == digest(token)))
-    if row is None:
+    found = session.execute(
+        select(WebSessionRow, UserRow).join(UserRow, UserRow.id == WebSessionRow.user_id)
+        .where(WebSessionRow.token_hash == digest(token))
+    ).first()
+    if found is None:
         return None
+    row, user = found
     now = utcnow()
     idle_until = as_utc(row.last_seen_at) + timedelta(hours=policy.session_idle_hours)
     if as_utc(row.expires_at) <= now or idle_until <= now:
         session.delete(row)
         session.commit()
         return None
-    user = session.get(UserRow, row.user_id)
-    if user is None or not user.is_active:
+    if not user.is_active:
         return None
     if now - as_utc(row.last_seen_at) >= TOUCH_EVERY:
         row.last_seen_at = now
@@ -656,17 +660,21 @@ def list_tokens(session: Session, user: UserRow) -> list[ApiTokenRow]:
 
 
 def resolve_token(session: Session, token: str | None) -> tuple[UserRow, ApiTokenRow] | None:
-    """The active user and token a Bearer value names, or None (unknown, revoked, expired)."""
+    """The active user and token a Bearer value names, or None (unknown, revoked, expired, or
+    the user is deactivated). One query: every scripted request signs in through here."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == digest(token)))
+    found = session.execute(
+        select(ApiTokenRow, UserRow).join(UserRow, UserRow.id == ApiTokenRow.user_id)
+        .where(ApiTokenRow.token_hash == digest(token))
+    ).first()
+    if found is None:
+        return None
+    row, user = found
     now = utcnow()
-    if row is None or row.revoked_at is not None:
+    if row.revoked_at is not None or not user.is_active:
         return None
     if row.expires_at is not None and as_utc(row.expires_at) <= now:
-        return None
-    user = session.get(UserRow, row.user_id)
-    if user is None or not user.is_active:
         return None
     if row.last_used_at is None or now - as_utc(row.last_used_at) >= TOUCH_EVERY:
         row.last_used_at = now
