@@ -13,10 +13,10 @@ from rich.table import Table
 from sqlalchemy import select
 
 from labelwise.cli.output import LabelwiseTyper, console, workspace_option
-from labelwise.db.account_models import UserRow
 from labelwise.db.workflow_models import ProjectRow
-from labelwise.errors import NotFoundError, ValidationError
+from labelwise.errors import ValidationError
 from labelwise.workflow import assignment, exports, projects
+from labelwise.workflow.operator import acting_user
 from labelwise.workspace import open_workspace
 
 app = LabelwiseTyper(help="Labeling projects: members, assignment, exports.",
@@ -26,18 +26,6 @@ app = LabelwiseTyper(help="Labeling projects: members, assignment, exports.",
 def _by_option():
     return typer.Option(None, "--by", help="Username the action is recorded under (default: "
                         "the first owner).")
-
-
-def _actor(session, username: str | None) -> UserRow:
-    if username:
-        return projects.find_user(session, username)
-    owner = session.scalar(select(UserRow).where(UserRow.role == "owner",
-                                                 UserRow.is_active.is_(True))
-                           .order_by(UserRow.id).limit(1))
-    if owner is None:
-        raise NotFoundError("the workspace has no owner yet; create one with "
-                            "`labelwise user add NAME --role owner`")
-    return owner
 
 
 @app.command("create")
@@ -53,7 +41,7 @@ def create(
 ) -> None:
     """Create a project on a dataset (or split): one task per image, a copy of the schema."""
     with open_workspace(workspace) as ws, ws.session() as s, s.begin():
-        p = projects.create_project(s, _actor(s, by), name=name, dataset=dataset, split=split,
+        p = projects.create_project(s, acting_user(s, by or None), name=name, dataset=dataset, split=split,
                                     description=description, import_labels=not no_labels)
         n = projects.project_counts(s, p.id)["todo"]
         console.print(f"[green]project {p.name}[/] (id {p.id}): {n:,} tasks")
@@ -125,7 +113,7 @@ def assign(
         raise ValidationError("pass either --assets ID,ID,... or --spread N")
     with open_workspace(workspace) as ws, ws.session() as s, s.begin():
         p = projects.find_project(s, project)
-        actor = _actor(s, by)
+        actor = acting_user(s, by or None)
         users = [projects.find_user(s, u) for u in to]
         if assets is not None:
             try:
@@ -159,7 +147,7 @@ def export(
     with open_workspace(workspace) as ws:
         with ws.session() as s:
             p = projects.find_project(s, project)
-            actor = _actor(s, by)
+            actor = acting_user(s, by or None)
         options = {"task": task} if task else {}
         made = exports.export_project(ws, p.id, fmt, dest=out, approved_only=approved_only,
                                       copy_images=images, created_by=actor.id, options=options)
