@@ -42,6 +42,7 @@ def test_train_show_apply_review_accept_next_and_download(api):
     assert made["trained_on"]["assets"] == 45 and made["warnings"]
     models = client.get("/api/autolabel/models").json()["items"]
     assert [(m["name"], m["latest_version"]) for m in models] == [("clothes", 1)]
+    assert models[0]["created_at"].endswith("Z") or models[0]["created_at"].endswith("+00:00")
     detail = client.get("/api/autolabel/models/clothes").json()
     assert detail["card"]["accuracy"] >= 0.9 and detail["card"]["per_class"]
     url = detail["all_versions"][0]["onnx_url"]

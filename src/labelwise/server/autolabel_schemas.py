@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from labelwise.server.schemas import RequestBody, Schema
 
 ModelName = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                   description="Auto-label model name.")
 Bucket = Literal["easy", "medium", "hard"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TrainRequest(_Body):
+class TrainRequest(RequestBody):
     name: str = ModelName
     from_split: str | None = Field(None, min_length=1, max_length=200,
                                    description="Train on this split's labels (default: all).")
@@ -26,7 +24,7 @@ class TrainRequest(_Body):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
-class ApplyRequest(_Body):
+class ApplyRequest(RequestBody):
     model: str = ModelName
     split: str | None = Field(None, min_length=1, max_length=200,
                               description="Pre-label only this split's images.")
@@ -34,7 +32,7 @@ class ApplyRequest(_Body):
     engine: Literal["local", "ray"] = "local"
 
 
-class NextRequest(_Body):
+class NextRequest(RequestBody):
     budget: str = Field(min_length=1, max_length=20, description='A count ("100") or a share '
                         'of the unlabeled pool ("5%").', examples=["100", "5%"])
     name: str = Field(min_length=1, max_length=200, description="Name of the split to create.")
@@ -45,7 +43,7 @@ class NextRequest(_Body):
     replace: bool = False
 
 
-class AcceptRequest(_Body):
+class AcceptRequest(RequestBody):
     bucket: Bucket = "easy"
     model: str | None = Field(None, min_length=1, max_length=100,
                               description="This model's latest run (default: the latest run).")
@@ -53,14 +51,14 @@ class AcceptRequest(_Body):
     dry_run: bool = Field(False, description="Only say how many and the expected error rate.")
 
 
-class RejectRequest(_Body):
+class RejectRequest(RequestBody):
     asset_ids: list[int] = Field(min_length=1, max_length=10_000,
                                  description="Images whose pending pre-labels are wrong.")
     model: str | None = Field(None, min_length=1, max_length=100)
     run: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
-class ModelPublic(BaseModel):
+class ModelPublic(Schema):
     name: str
     task: str
     dataset_id: int
@@ -71,11 +69,11 @@ class ModelPublic(BaseModel):
     accuracy: float | None
 
 
-class ModelList(BaseModel):
+class ModelList(Schema):
     items: list[ModelPublic]
 
 
-class VersionPublic(BaseModel):
+class VersionPublic(Schema):
     version: int
     path: str
     trained_on: dict[str, Any]
@@ -91,7 +89,7 @@ class ModelDetail(ModelPublic):
     runs: int
 
 
-class TrainResultPublic(BaseModel):
+class TrainResultPublic(Schema):
     name: str
     version: int
     task: str
@@ -102,14 +100,14 @@ class TrainResultPublic(BaseModel):
     warnings: list[str]
 
 
-class BucketSummary(BaseModel):
+class BucketSummary(Schema):
     count: int
     share: float
     expected_error: float | None
     held_out_error: float | None
 
 
-class ApplyResultPublic(BaseModel):
+class ApplyResultPublic(Schema):
     run_id: int
     model: str
     version: int
@@ -127,7 +125,7 @@ class ApplyResultPublic(BaseModel):
     warnings: list[str]
 
 
-class NextBatchPublic(BaseModel):
+class NextBatchPublic(Schema):
     dataset: str
     split: str
     model: str | None
@@ -140,7 +138,7 @@ class NextBatchPublic(BaseModel):
     mean_uncertainty_pool: float
 
 
-class RunPublic(BaseModel):
+class RunPublic(Schema):
     id: int
     model: str
     version: int
@@ -149,7 +147,7 @@ class RunPublic(BaseModel):
     buckets: dict[str, BucketSummary]
 
 
-class PrelabelLabel(BaseModel):
+class PrelabelLabel(Schema):
     model_config = ConfigDict(populate_by_name=True)
 
     annotation_id: int
@@ -159,7 +157,7 @@ class PrelabelLabel(BaseModel):
     keypoints: list[float] | None
 
 
-class QueueItem(BaseModel):
+class QueueItem(Schema):
     asset_id: int
     path: str
     uncertainty: float
@@ -169,13 +167,13 @@ class QueueItem(BaseModel):
     labels: list[PrelabelLabel]
 
 
-class ReviewQueuePage(BaseModel):
+class ReviewQueuePage(Schema):
     run: RunPublic
     items: list[QueueItem]
     next_cursor: str | None
 
 
-class AcceptResult(BaseModel):
+class AcceptResult(Schema):
     run: RunPublic
     bucket: Bucket
     count: int = Field(description="Pending pre-labels in the bucket.")
@@ -186,7 +184,7 @@ class AcceptResult(BaseModel):
     held_out_error_rate: float | None
 
 
-class RejectResult(BaseModel):
+class RejectResult(Schema):
     run: RunPublic
     rejected: int
     skipped: list[int] = Field(description="Asset ids without a pending pre-label in the run.")
