@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelwise.autolabel.active import select_next_batch
+from labelwise.autolabel.active import CANDIDATES_FACTOR, select_next_batch
 from labelwise.errors import ValidationError
 
 
@@ -22,6 +22,15 @@ def test_picks_come_from_the_most_uncertain_items():
     picks = select_next_batch(X, u, budget=10, candidates_factor=3, min_distance=0)
     top30 = set(np.argsort(-u)[:30].tolist())
     assert len(set(picks.tolist())) == 10 and set(picks.tolist()) <= top30
+
+
+def test_by_default_the_candidates_are_the_most_uncertain_four_per_pick():
+    X, _ = _clusters([100, 100, 100], noise=1.0)
+    u = np.random.default_rng(2).uniform(size=300)
+    picks = select_next_batch(X, u, budget=15, min_distance=0)
+    assert CANDIDATES_FACTOR == 4
+    assert set(picks.tolist()) <= set(np.argsort(-u)[:60].tolist())
+    assert len(set(picks.tolist())) == 15
 
 
 def test_a_batch_spreads_over_the_uncertain_regions():
