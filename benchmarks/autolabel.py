@@ -38,20 +38,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, console, print_table, write_results  # noqa: E402
-from _fashion_embeddings import CACHE, fashion_embeddings  # noqa: E402
+from _common import RESULTS, console, print_table, write_results
+from _fashion_embeddings import CACHE, fashion_embeddings
 
-from labelwise.autolabel.active import select_next_batch  # noqa: E402
-from labelwise.autolabel.classify import (  # noqa: E402
+from labelwise.autolabel.active import select_next_batch
+from labelwise.autolabel.classify import (
     MIN_PER_CLASS,
     TrainOptions,
     train_classifier,
 )
-from labelwise.autolabel.metrics import coverage_at_precision, review_lift  # noqa: E402
-from labelwise.autolabel.store import load_classifier, save_classifier  # noqa: E402
-from labelwise.autolabel.uncertainty import DEFAULT_METHOD, METHODS, uncertainty  # noqa: E402
-from labelwise.curate import select_unlabeled  # noqa: E402
-from labelwise.samples import FASHION_MNIST_CLASSES  # noqa: E402
+from labelwise.autolabel.metrics import coverage_at_precision, review_lift
+from labelwise.autolabel.store import load_classifier, save_classifier
+from labelwise.autolabel.uncertainty import DEFAULT_METHOD, METHODS, uncertainty
+from labelwise.curate import select_unlabeled
+from labelwise.samples import FASHION_MNIST_CLASSES
 
 CLASSES = list(FASHION_MNIST_CLASSES)
 
