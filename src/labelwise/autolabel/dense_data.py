@@ -24,6 +24,7 @@ from labelwise.errors import ImageError, NotFoundError, StorageError
 from labelwise.storage import BlobStore, image_key
 
 if TYPE_CHECKING:
+    from labelwise.autolabel.training_data import FrozenLabels
     from labelwise.workspace import Workspace
 
 #: Longer image side kept on load; larger images are shrunk (labels scaled to match).
@@ -145,9 +146,11 @@ def schema_classes(ws: Workspace, dataset_id: int) -> tuple[str, dict[str, Schem
         return ds.name, classes
 
 
-def load_training_set(ws: Workspace, *, dataset_id: int, asset_ids: Sequence[int]
-                      ) -> TrainingSet:
-    """The assets' images and their object annotations (human and model, as stored).
+def load_training_set(ws: Workspace, *, dataset_id: int, asset_ids: Sequence[int],
+                      labels: FrozenLabels | None = None) -> TrainingSet:
+    """The assets' images and their object annotations (human and model, as stored), or,
+    with ``labels``, the objects frozen in a project export (and its classes' skeletons)
+    instead: both are in the image's original pixels and scaled alike.
 
     An asset without any object labeled by a person is taken as not labeled yet (its objects
     would otherwise teach the model they are background) and left out, listed in
@@ -155,7 +158,12 @@ def load_training_set(ws: Workspace, *, dataset_id: int, asset_ids: Sequence[int
     """
     name, classes = schema_classes(ws, dataset_id)
     refs = asset_refs(ws, asset_ids, dataset_id=dataset_id)
-    annotations = _annotations(ws, dataset_id, [r.id for r in refs])
+    if labels is None:
+        annotations = _annotations(ws, dataset_id, [r.id for r in refs])
+    else:
+        annotations = labels.by_asset
+        for label, skeleton in labels.skeletons.items():
+            classes[label].skeleton = skeleton
     labeled = [r for r in refs if any(a.source == "human" for a in annotations.get(r.id, []))]
     kept = {r.id for r in labeled}
     unlabeled = [r.id for r in refs if r.id not in kept] if labeled else []
@@ -174,9 +182,10 @@ def load_training_set(ws: Workspace, *, dataset_id: int, asset_ids: Sequence[int
 
 
 def _annotations(ws: Workspace, dataset_id: int, ids: list[int]) -> dict[int, list[Annotation]]:
-    """Object annotations per asset. A pre-label a reviewer accepted or edited counts as a
-    person's label (``source="human"``); a pending one stays ``"model"``, so no model learns
-    from its own guesses."""
+    """Object annotations per asset. A pre-label a reviewer accepted as it was counts as a
+    person's label (``source="human"``); a pending or edited one stays ``"model"`` (the
+    dataset holds the model's guess, the correction lives in the project), so no model
+    learns from its own guesses."""
     from labelwise.autolabel.training_data import trusted
 
     a = AnnotationRow

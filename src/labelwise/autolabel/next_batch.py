@@ -1,7 +1,8 @@
 """Active learning on a workspace: which unlabeled images to label next, stored as a split.
 
-The pool is the dataset's embedded images without a trusted label (of the model's kind, or
-of any kind without a model). With a model, each pool image gets the model's uncertainty;
+The pool is the dataset's embedded images without a settled label of the model's kind (or of
+any kind without a model): a person's label, or a pre-label accepted or edited
+(``training_data.settled``). With a model, each pool image gets the model's uncertainty;
 without one every image is equally uncertain and the pick is by diversity alone.
 ``select_next_batch`` then takes the most uncertain images spread over the pool, never two
 near-duplicates, and never one that nearly duplicates an image labeled already.
@@ -61,7 +62,7 @@ def next_batch(
         else:
             emb = {}
         labeled = (data.labeled_assets(s, ds.id, task) if task is not None
-                   else _any_trusted(s, ds.id))
+                   else _any_settled(s, ds.id))
         ds_id, ds_name = ds.id, ds.name
     emb_model = emb.get("model") or BUILTIN
     size = int(emb["size"]) if emb.get("size") else resolve_size(ws, emb_model, None,
@@ -103,9 +104,9 @@ def _check_new_split(s, ds, name: str, replace: bool) -> None:
                             "another --name or pass --replace")
 
 
-def _any_trusted(s, ds_id: int) -> set[int]:
+def _any_settled(s, ds_id: int) -> set[int]:
     return set(s.scalars(select(AnnotationRow.asset_id).where(
-        AnnotationRow.dataset_id == ds_id, data.trusted()).distinct()))
+        AnnotationRow.dataset_id == ds_id, data.settled()).distinct()))
 
 
 def _uncertainty(ws, task, folder, X_pool: np.ndarray, pool_ids: np.ndarray) -> np.ndarray:

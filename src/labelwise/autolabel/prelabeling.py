@@ -1,7 +1,8 @@
 """Apply a model version to a dataset: pre-labels with confidence, uncertainty and buckets.
 
-A run pre-labels the embedded images of a dataset (or split) that have no trusted label of
-the model's kind yet. It is written in one transaction: the run, one ``prelabels`` row per
+A run pre-labels the embedded images of a dataset (or split) that have no settled label of
+the model's kind yet (``training_data.settled``: a person's, or a pre-label accepted or
+edited). It is written in one transaction: the run, one ``prelabels`` row per
 image, the model-sourced annotations (``source="model"``, ``confidence``,
 ``prelabel_run_id``), and the uncertainty of the workflow tasks of projects on the dataset.
 Pending pre-labels an earlier run left on the same images (of the same kind) are replaced;

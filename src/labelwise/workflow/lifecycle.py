@@ -13,7 +13,9 @@ A submit after a review (a rejection, or an approval a manager reopened) is reco
 was made against; the UPDATE only applies when the row still has that version, so two people
 acting on the same task at once never lose a change: the later one gets a
 ``StaleVersionError`` (409) carrying the current version. Each change writes a
-``task_events`` row.
+``task_events`` row. A submit records what became of each model pre-label in the task; an
+approval settles the dataset's pending Auto-Label pre-labels the task's came from
+(``settle_prelabels``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from labelwise.db.account_models import UserRow
-from labelwise.db.models import AssetRow, LabelClassRow, LabelSchemaRow
+from labelwise.db.autolabel_models import PrelabelRow
+from labelwise.db.models import AnnotationRow, AssetRow, LabelClassRow, LabelSchemaRow
 from labelwise.db.workflow_models import (
     ProjectRow,
     TaskAnnotationRow,
@@ -198,6 +201,8 @@ def transition(
     values, fields = _effects(task, actor, action, seconds, stats)
     values["status"] = TRANSITIONS[action][1]
     _guarded_update(session, task, version, statuses, values, action)
+    if action == "approve":
+        settle_prelabels(session, task)
     if stats is not None:
         if stats.model_labels:  # model labels exist only when the project imported them
             _settle_model_labels(session, task)
@@ -273,6 +278,120 @@ def _settle_model_labels(session: Session, task: TaskRow) -> None:
         .values(model_outcome=outcome)
         .execution_options(synchronize_session=False)
     )
+
+
+# -- pre-label outcomes -----------------------------------------------------------------------
+def _family(kind: str, tool: str | None) -> str:
+    """The kind of model that proposes labels of this class: a category (or multilabel)
+    model category labels, a keypoints model keypoints, a boxes model the other objects."""
+    if kind == "category":
+        return "category"
+    return "keypoints" if tool == "keypoints" else "object"
+
+
+@dataclass(frozen=True)
+class TaskLabel:
+    """One label of an approved task, as far as pre-label outcomes care.
+
+    ``run_id``: the pending pre-label run it was copied from (None for labels no pending
+    run proposed); ``added``: drawn by a labeler in this project.
+    """
+
+    label_id: int
+    family: str
+    is_model: bool
+    deleted: bool
+    unchanged: bool
+    added: bool
+    run_id: int | None
+
+
+def prelabel_outcomes(labels: list[TaskLabel]) -> dict[int, str]:
+    """The review outcome of each pending pre-label run the task's model labels came from.
+
+    ``rejected``: every model label of the run was deleted; ``accepted``: all kept as they
+    were and no label of the same family added; ``edited``: anything in between.
+    """
+    by_run: dict[int, dict[int, TaskLabel]] = {}
+    for label in labels:
+        if label.is_model and label.run_id is not None:
+            by_run.setdefault(label.run_id, {})[label.label_id] = label
+    added = {lb.family for lb in labels if lb.added and not lb.is_model}
+    outcomes = {}
+    for run_id, own in by_run.items():
+        kept = [lb for lb in own.values() if not lb.deleted]
+        families = {lb.family for lb in own.values()}
+        as_proposed = len(kept) == len(own) and all(lb.unchanged for lb in kept)
+        if not kept:
+            outcomes[run_id] = "rejected"
+        elif as_proposed and not families & added:
+            outcomes[run_id] = "accepted"
+        else:
+            outcomes[run_id] = "edited"
+    return outcomes
+
+
+def settle_prelabels(session: Session, task: TaskRow) -> dict[int, str]:
+    """Record an approved task's verdict on the dataset's pending pre-labels of its image.
+
+    Settled at approve, not at submit: a submit is the labeler's proposal that review may
+    send back, while a pre-label's status decides whether its model labels train the next
+    version (``training_data.trusted``), so only a reviewer's approval may set it. Labels
+    cannot change between submit and approve (saving needs ``in_progress``). Nothing copies
+    task labels into the dataset; approved work leaves a project through exports.
+
+    A task label belongs to the run whose model annotation on the image has the same
+    confidence (import copied it, and edits keep it): so only the run the task's pre-labels
+    came from is settled, not one that replaced it since. A rejected run's model labels
+    are deleted from the dataset, as ``labelwise review reject`` does, so the next run
+    pre-labels the image anew instead of stacking on them. Only pending pre-labels change:
+    a verdict reached first (``review accept``, an earlier approval) stands.
+    Returns {run id: outcome}.
+    """
+    outcomes = prelabel_outcomes(_task_labels_with_runs(session, task))
+    if not outcomes:
+        return outcomes
+    p = PrelabelRow
+    session.execute(
+        update(p)
+        .where(p.asset_id == task.asset_id, p.run_id.in_(list(outcomes)), p.status == "pending")
+        .values(status=case(outcomes, value=p.run_id))
+        .execution_options(synchronize_session=False)
+    )
+    rejected = [run for run, outcome in outcomes.items() if outcome == "rejected"]
+    if rejected:
+        # Only pre-labels that are rejected now: one settled otherwise meanwhile keeps its
+        # verdict (the UPDATE skipped it) and its labels.
+        now_rejected = select(p.run_id).where(p.asset_id == task.asset_id,
+                                              p.run_id.in_(rejected), p.status == "rejected")
+        session.execute(
+            delete(AnnotationRow)
+            .where(AnnotationRow.asset_id == task.asset_id, AnnotationRow.source == "model",
+                   AnnotationRow.prelabel_run_id.in_(now_rejected))
+            .execution_options(synchronize_session=False)
+        )
+    return outcomes
+
+
+def _task_labels_with_runs(session: Session, task: TaskRow) -> list[TaskLabel]:
+    """One query: the task's labels, each model label with the pending run that proposed it."""
+    ta, a, p = TaskAnnotationRow, AnnotationRow, PrelabelRow
+    rows = session.execute(
+        select(ta.id, LabelClassRow.kind, LabelClassRow.tool, ta.model_fingerprint,
+               ta.fingerprint, ta.deleted, ta.created_by, p.run_id)
+        .join(LabelClassRow, LabelClassRow.id == ta.class_id)
+        .outerjoin(a, (a.asset_id == task.asset_id) & (a.source == "model")
+                   & (a.confidence == ta.confidence) & ta.model_fingerprint.is_not(None))
+        .outerjoin(p, (p.run_id == a.prelabel_run_id) & (p.asset_id == task.asset_id)
+                   & (p.status == "pending"))
+        .where(ta.task_id == task.id)
+    ).all()
+    return [
+        TaskLabel(label_id=lid, family=_family(kind, tool), is_model=model_fp is not None,
+                  deleted=bool(deleted), unchanged=fp == model_fp,
+                  added=created_by is not None, run_id=run_id)
+        for lid, kind, tool, model_fp, fp, deleted, created_by, run_id in rows
+    ]
 
 
 # -- saving labels ------------------------------------------------------------------------------
