@@ -142,7 +142,7 @@ def test_keypoints_dispatch_and_auto_prefers_image_categories(boxes_ws, fake):
     result = service.train(boxes_ws, "cats", name="faces", task="keypoints")
     assert result.task == "keypoints" and fake.calls[0][1]["task"] == "keypoints"
     assert result.trained_on["class_counts"] == {"face": 2}
-    with pytest.raises(ValidationError, match="not from an export"):
+    with pytest.raises(NotFoundError, match="no project export 1"):  # exports: test_dense_export
         service.train(boxes_ws, "cats", name="faces2", task="boxes", source_export=1)
     # auto: the photo has an image category, so a category model, which needs embeddings
     with pytest.raises(NotFoundError, match="labelwise embed cats"):

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from labelwise.autolabel.detect import DetectorModel
     from labelwise.autolabel.features import FeatureCache
     from labelwise.autolabel.keypoints import KeypointModel
+    from labelwise.autolabel.training_data import FrozenLabels
     from labelwise.embeddings.backbones import EmbeddingModel
     from labelwise.workspace import Workspace
 
@@ -498,8 +499,10 @@ def feature_folder(ws: Workspace) -> Path:
 
 def train_dense(ws: Workspace, *, task: str, dataset_id: int, asset_ids: Sequence[int],
                 folder: Path, options: Mapping[str, Any] | None = None,
-                progress: TrainProgress | None = None) -> DenseTrainResult:
-    """Train a ``task`` ("boxes" | "keypoints") model on the labeled ``asset_ids`` of a dataset.
+                progress: TrainProgress | None = None, labels: FrozenLabels | None = None
+                ) -> DenseTrainResult:
+    """Train a ``task`` ("boxes" | "keypoints") model on the labeled ``asset_ids`` of a dataset
+    (their objects in the database, or with ``labels`` those of a frozen project export).
 
     Writes the model files into ``folder`` (an existing, empty folder) and returns the card
     (held-out metrics: mAP@0.5, mAP@[.5:.95], per-class precision/recall; PCK@0.1 and OKS AP
@@ -522,7 +525,7 @@ def train_dense(ws: Workspace, *, task: str, dataset_id: int, asset_ids: Sequenc
     notify = progress or (lambda stage, fraction: None)
     t0 = time.perf_counter()
     notify("loading images", 0.0)
-    data = load_training_set(ws, dataset_id=dataset_id, asset_ids=asset_ids)
+    data = load_training_set(ws, dataset_id=dataset_id, asset_ids=asset_ids, labels=labels)
     plan = plan_training(task, data, opts)
     backbone = get_model(ws, BUILTIN)
     caches = Caches(

@@ -14,6 +14,7 @@ folders; this module is where datasets, splits, exports and rows come in.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ def train(
     ``model`` and ``size`` for categories; anything else goes to the boxes/keypoints
     trainer. Refuses (ValidationError, with the reason and the fix) when there are no labels
     of the task's kind, fewer than 2 classes or fewer than 5 examples of a class; warns under
-    about 100 images.
+    about 100 images. An export (approved labels only, COCO for boxes and keypoints) is read
+    from its own files: labels changed in the dataset since do not reach the model.
     """
     model_root(ws, name)  # checks the name before any work
     if task not in TASKS:
@@ -108,10 +110,6 @@ def train(
     if source_split is not None and source_export is not None:
         raise ValidationError("train from a split or from an export, not both (--from or "
                               "--from-export)")
-    if source_export is not None and task in ("boxes", "keypoints"):
-        raise ValidationError(
-            f"{task} models train from a split or the whole dataset, not from an export (their "
-            "boxes and keypoints are read from the dataset); use --from SPLIT")
     options = dict(options or {})
     notify = progress or (lambda stage, share: None)
     notify("labels", 0.0)
@@ -122,18 +120,25 @@ def train(
         ds_id, ds_name, multi = ds.id, ds.name, bool(schema.multi_label)
         source = {"dataset": ds_name, "dataset_id": ds_id, "split": source_split,
                   "export": source_export}
-        labels = None
-        if source_export is not None:
+        labels = frozen = None
+        if source_export is not None and task not in ("boxes", "keypoints"):
             labels = data.export_category_labels(ws, s, ds_id, ds_name, source_export)
             multi = labels.multi_label
         elif task in ("auto", "category", "multilabel"):
             labels = data.dataset_category_labels(s, ds_id, split_id=split_id,
                                                   multi_label=multi, source=source)
-        task = _resolve_task(s, task, ds_id, split_id, labels, multi, where=_where(source))
+        if (source_export is not None and task in ("auto", "boxes", "keypoints")
+                and (labels is None or not labels.by_asset)):
+            frozen = data.export_object_labels(ws, s, ds_id, ds_name, source_export)
+        task = _resolve_task(s, task, ds_id, split_id, labels, multi, where=_where(source),
+                             frozen=frozen)
         _check_model_slot(s, name, task, ds_id, ds_name)
     if task in ("boxes", "keypoints"):
+        if frozen is not None:
+            source.update(frozen.source)
         return _train_dense(ws, name=name, task=task, ds_id=ds_id, ds_name=ds_name,
-                            split_id=split_id, source=source, options=options, notify=notify)
+                            split_id=split_id, source=source, options=options, notify=notify,
+                            frozen=frozen)
     labels.source.update(source)
     data.resolve_multi(labels, multi_label=task == "multilabel")
     return _train_categories(ws, name=name, task=task, ds_id=ds_id, ds_name=ds_name,
@@ -148,9 +153,17 @@ def _where(source: dict[str, Any]) -> str:
     return f"dataset {source['dataset']!r}"
 
 
-def _resolve_task(s, task, ds_id, split_id, labels, multi, *, where: str) -> str:
-    """The task asked for, or (``auto``) the one the labels support; refuse without labels."""
+def _resolve_task(s, task, ds_id, split_id, labels, multi, *, where: str,
+                  frozen: data.FrozenLabels | None = None) -> str:
+    """The task asked for, or (``auto``) the one the labels support; refuse without labels.
+    ``frozen``: an export's objects, which stand for the dataset's."""
     has_categories = labels is not None and bool(labels.by_asset)
+
+    def has_objects(kind: str) -> bool:
+        if frozen is not None:
+            return bool(frozen.objects(kind))
+        return _has_objects(s, ds_id, split_id, kind)
+
     if task in ("category", "multilabel"):
         if not has_categories:
             raise ValidationError(
@@ -158,7 +171,7 @@ def _resolve_task(s, task, ds_id, split_id, labels, multi, *, where: str) -> str
                 "on; label some images (at least 5 of each class) or choose another --task")
         return task
     if task in ("boxes", "keypoints"):
-        if not _has_objects(s, ds_id, split_id, task):
+        if not has_objects(task):
             what = "keypoints" if task == "keypoints" else "boxes"
             raise ValidationError(
                 f"no {what} labeled in {where}: nothing to train a {task} model on; label "
@@ -166,10 +179,8 @@ def _resolve_task(s, task, ds_id, split_id, labels, multi, *, where: str) -> str
         return task
     if has_categories:
         return "multilabel" if multi else "category"
-    if labels is not None and labels.source.get("export") is not None:
-        raise ValidationError(f"{where} has no image-level category labels to train on")
     for dense in ("keypoints", "boxes"):
-        if _has_objects(s, ds_id, split_id, dense):
+        if has_objects(dense):
             return dense
     raise ValidationError(
         f"no labels to train on in {where}: label images with categories, boxes or keypoints "
@@ -264,22 +275,34 @@ def _train_categories(ws, *, name, task, ds_id, ds_name, labels, options, notify
                        trained_on, card, list(trained.card.warnings))
 
 
-def _train_dense(ws, *, name, task, ds_id, ds_name, split_id, source, options, notify
-                 ) -> TrainResult:
+def _train_dense(ws, *, name, task, ds_id, ds_name, split_id, source, options, notify,
+                 frozen: data.FrozenLabels | None = None) -> TrainResult:
+    """Train on the dataset's (or split's) trusted objects, or on ``frozen``: an export's
+    images and objects, whatever the dataset holds now."""
     from labelwise.autolabel import dense_service
 
-    with ws.session() as s:
-        if split_id is not None:
-            asset_ids = data.split_asset_ids(s, split_id)
-        else:
-            asset_ids = list(s.scalars(select(AssetRow.id).where(AssetRow.dataset_id == ds_id)
-                                       .order_by(AssetRow.id)))
-        counts, digest = _object_counts(s, ds_id, asset_ids, task)
+    if frozen is not None:
+        asset_ids = sorted(frozen.by_asset)
+        counts, digest = _frozen_counts(frozen, task)
+    else:
+        with ws.session() as s:
+            if split_id is not None:
+                asset_ids = data.split_asset_ids(s, split_id)
+            else:
+                asset_ids = list(s.scalars(select(AssetRow.id).where(
+                    AssetRow.dataset_id == ds_id).order_by(AssetRow.id)))
+            counts, digest = _object_counts(s, ds_id, asset_ids, task)
+    # passed only when set: a trainer without the argument still serves dataset training
+    extra = {} if frozen is None else {"labels": frozen}
 
     def fit(folder: Path):
-        return dense_service.train_dense(ws, task=task, dataset_id=ds_id, asset_ids=asset_ids,
-                                         folder=folder, options=options,
-                                         progress=lambda stage, share: notify(stage, share))
+        result = dense_service.train_dense(
+            ws, task=task, dataset_id=ds_id, asset_ids=asset_ids, folder=folder,
+            options=options, progress=lambda stage, share: notify(stage, share), **extra)
+        if frozen is not None:  # the card says which snapshot trained it, and what it lacked
+            result.card.setdefault("data", {}).update(frozen.source)
+            result.warnings[:0] = frozen.warnings
+        return result
 
     folder, card = save_dense_version(model_root(ws, name), name=name, task=task, train=fit)
     trained_on = {**source, "assets": len(asset_ids), "class_counts": counts,
@@ -305,6 +328,17 @@ def _object_counts(s, ds_id: int, asset_ids: list[int], task: str) -> tuple[dict
         if asset_id in wanted:
             counts[cls] = counts.get(cls, 0) + 1
             h.update(f"{asset_id}:{fp};".encode())
+    return counts, h.hexdigest()
+
+
+def _frozen_counts(frozen: data.FrozenLabels, task: str) -> tuple[dict, str]:
+    """``_object_counts`` of an export's objects: per class, and a sha256 of (asset, label,
+    geometry)."""
+    counts: dict[str, int] = {}
+    h = hashlib.sha256()
+    for asset_id, a in frozen.objects(task):
+        counts[a.label] = counts.get(a.label, 0) + 1
+        h.update(json.dumps([asset_id, a.label, a.bbox, a.polygons, a.keypoints]).encode())
     return counts, h.hexdigest()
 
 
