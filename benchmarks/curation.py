@@ -233,7 +233,8 @@ def bench_speed(X_real, y_real, *, n) -> dict:
     curate_unlabeled(X, budget=n // 4, seed=0, scores=scores)
     steps["unlabeled selection, 25%"] = time.perf_counter() - t
     t = time.perf_counter()
-    select_labeled(scores.reduced, y, budget=n // 4, seed=0, mislabel_scores=scores.mislabel)
+    select_labeled(scores.reduced, y, budget=n // 4, seed=0, mislabel_scores=scores.mislabel,
+                   margins=scores.margin)  # as the service calls it
     steps["labeled selection, 25%"] = time.perf_counter() - t
     t = time.perf_counter()
     select_validation(y, size=n // 10, mislabel_scores=scores.mislabel,
