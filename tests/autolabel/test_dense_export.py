@@ -187,6 +187,18 @@ def test_training_from_an_export_refuses_with_the_fix(shapes):
         assert s.scalar(select(AutolabelModelRow.id)) is None
 
 
+def test_refusals_about_export_labels_name_the_export(shapes):
+    ws = shapes
+    frozen = _export(ws)
+    with pytest.raises(ValidationError, match=rf"no labeled keypoints of class\(es\) \['disc'\] "
+                                              rf"on the \d+ image\(s\) of export {frozen.id} "
+                                              r"\(dataset 'shapes'\)"):
+        service.train(ws, "shapes", name="m", task="keypoints", source_export=frozen.id,
+                      options={**FAST, "classes": ["disc", "figure"]})
+    with ws.session() as s:
+        assert s.scalar(select(AutolabelModelRow.id)) is None
+
+
 def test_an_export_class_the_dataset_lacks_is_refused(shapes):
     ws = shapes
     with ws.session() as s:

@@ -67,6 +67,14 @@ class TrainingSet:
     scales: list[float]
     classes: dict[str, SchemaClass] = field(default_factory=dict)
     unlabeled: list[int] = field(default_factory=list)  # asset ids left out: no object labels
+    export: int | None = None  # the project export the labels come from, if not the dataset
+
+    @property
+    def labels_from(self) -> str:
+        """Where the labels were read, for messages: the dataset or the export."""
+        if self.export is None:
+            return f"dataset {self.dataset!r}"
+        return f"export {self.export} (dataset {self.dataset!r})"
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -178,7 +186,8 @@ def load_training_set(ws: Workspace, *, dataset_id: int, asset_ids: Sequence[int
         images.append(image)
         scales.append(scale)
     return TrainingSet(dataset=name, asset_ids=[r.id for r in refs], records=records,
-                       images=images, scales=scales, classes=classes, unlabeled=unlabeled)
+                       images=images, scales=scales, classes=classes, unlabeled=unlabeled,
+                       export=None if labels is None else labels.source.get("export"))
 
 
 def _annotations(ws: Workspace, dataset_id: int, ids: list[int]) -> dict[int, list[Annotation]]:

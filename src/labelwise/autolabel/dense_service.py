@@ -177,7 +177,7 @@ class Plan:
 def plan_training(task: str, data: TrainingSet, opts: DenseOptions) -> Plan:
     """Check that the labels can train a ``task`` model; refuse with the reason otherwise."""
     n = len(data.records)
-    where = f"the {n} image(s) of dataset {data.dataset!r}"
+    where = f"the {n} image(s) of {data.labels_from}"
     if task == "keypoints":
         skeletons = _keypoint_classes(data, opts, where)
         classes = list(skeletons)
@@ -251,7 +251,7 @@ def _keypoint_classes(data: TrainingSet, opts: DenseOptions, where: str) -> dict
     no_skeleton = [c for c in wanted if c not in with_skeleton]
     if no_skeleton:
         raise ValidationError(
-            f"class(es) {no_skeleton} of dataset {data.dataset!r} have keypoints but no "
+            f"class(es) {no_skeleton} of {data.labels_from} have keypoints but no "
             "skeleton in the schema, so their points have no names or left/right pairs; import "
             "the labels from a COCO file whose category lists its 'keypoints' and 'skeleton', "
             "or label them under a keypoints class (`labelwise schema add DATASET NAME --tool "
