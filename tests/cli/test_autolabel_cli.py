@@ -48,10 +48,15 @@ def test_train_show_list_apply_review_next_export(ws_path, tmp_path):
     listed = json.loads(run(ws_path, "autolabel", "list", "--json").output)
     assert [m["name"] for m in listed] == ["clothes"]
 
+    with labelwise.open_workspace(ws_path) as ws:  # a project made before the first model
+        ws.add_user("boss", role="manager", password="a long enough passphrase")
+        ws.create_project("p", "fm", by="boss")
     r = run(ws_path, "autolabel", "apply", "clothes", "fm")
     assert r.exit_code == 0, r.output
     assert "pre-labeled 60 images" in r.output and "Difficulty buckets" in r.output
     assert "expected error" in r.output
+    assert "review order set on 60 project tasks" in r.output
+    assert "pre-labels put into 60 project tasks nobody has started" in r.output
 
     q = json.loads(run(ws_path, "review", "queue", "fm", "--limit", "5", "--json").output)
     u = [it["uncertainty"] for it in q["items"]]

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 
 import labelwise
 from labelwise.autolabel import review, training_data
+from labelwise.db import migrate
 from labelwise.db.account_models import UserRow
 from labelwise.db.autolabel_models import (
     AutolabelModelRow,
@@ -22,7 +24,7 @@ from labelwise.db.autolabel_models import (
     PrelabelRunRow,
 )
 from labelwise.db.models import AnnotationRow, DatasetRow, LabelClassRow
-from labelwise.db.workflow_models import ProjectRow, TaskRow
+from labelwise.db.workflow_models import ProjectRow, TaskAnnotationRow, TaskRow
 from labelwise.workflow import assignment, lifecycle, projects
 from labelwise.workflow.lifecycle import Actor, TaskLabel, prelabel_outcomes
 from tests.server.helpers import import_test_dataset
@@ -193,8 +195,10 @@ def test_only_approval_settles_and_a_first_verdict_stands(setup):
         assert len(_model_categories(s, st, a1)) == 1  # and its labels stay
 
 
-def test_a_run_that_replaced_the_tasks_prelabels_is_not_settled(setup):
-    """A later run's pending pre-label was never seen by the labeler: it stays pending."""
+@pytest.mark.parametrize("confidence", [0.66, CATEGORY_PRELABELS[0][1]])
+def test_a_run_that_replaced_the_tasks_prelabels_is_not_settled(setup, confidence):
+    """A later run's pending pre-label was never seen by the labeler: it stays pending, even
+    when its label has the very confidence of the one in the task."""
     st = setup
     a0 = st.assets[0]
     with st.ws.session() as s, s.begin():
@@ -206,12 +210,34 @@ def test_a_run_that_replaced_the_tasks_prelabels_is_not_settled(setup):
                                                           AnnotationRow.prelabel_run_id == old)):
             s.delete(ann)
         newer = _run(s, st.dataset_id, "multilabel")
-        _prelabel(s, newer, st.dataset_id, a0, day, 0.66)
+        _prelabel(s, newer, st.dataset_id, a0, day, confidence)
     with st.ws.session() as s, s.begin():
         task = _label_and_submit(s, st, a0, lambda labels: labels)
         lifecycle.transition(s, task, st.actor(s, "reviewer"), "approve",
                              version=task.version)
         assert s.get(PrelabelRow, (newer, a0)).status == "pending"
+
+
+def test_upgrading_names_the_run_of_task_labels_copied_before(setup):
+    """Migration 0007 fills ``prelabel_run_id`` of model labels copied into tasks before the
+    column existed, from the run whose model annotation has the same confidence."""
+    st = setup
+    engine = st.ws.engine
+    command.downgrade(migrate.alembic_config(engine), "0006")
+    migrate.upgrade(engine)
+    with st.ws.session() as s:
+        ta = TaskAnnotationRow
+        runs = dict(s.execute(
+            select(TaskRow.asset_id, ta.prelabel_run_id).join(ta, ta.task_id == TaskRow.id)
+            .where(TaskRow.project_id == st.project_id, ta.source == "model")).all())
+    assert runs == {**dict.fromkeys(st.assets[:4], st.runs["category"]),
+                    st.assets[4]: st.runs["boxes"]}
+    with st.ws.session() as s, s.begin():  # and settling works on them
+        task = _label_and_submit(s, st, st.assets[0], lambda labels: labels)
+        lifecycle.transition(s, task, st.actor(s, "reviewer"), "approve",
+                             version=task.version)
+    with st.ws.session() as s:
+        assert st.status(s, st.assets[0]) == "accepted"
 
 
 def _lb(i, *, run=None, model=True, deleted=False, unchanged=True, added=False,

@@ -4,7 +4,8 @@ A run pre-labels the embedded images of a dataset (or split) that have no settle
 the model's kind yet (``training_data.settled``: a person's, or a pre-label accepted or
 edited). It is written in one transaction: the run, one ``prelabels`` row per
 image, the model-sourced annotations (``source="model"``, ``confidence``,
-``prelabel_run_id``), and the uncertainty of the workflow tasks of projects on the dataset.
+``prelabel_run_id``), and, in the projects on the dataset, the uncertainty of the images'
+tasks and the run's labels in those tasks nobody has touched yet (``push_prelabels``).
 Pending pre-labels an earlier run left on the same images (of the same kind) are replaced;
 human labels and accepted pre-labels are never touched.
 """
@@ -36,7 +37,7 @@ from labelwise.db.models import AnnotationRow, AssetRow, LabelClassRow
 from labelwise.db.workflow_models import ProjectRow
 from labelwise.errors import ValidationError
 from labelwise.io.fingerprint import annotation_fingerprint
-from labelwise.workflow.projects import set_uncertainty
+from labelwise.workflow.projects import push_prelabels, set_uncertainty
 
 if TYPE_CHECKING:
     from labelwise.workspace import Workspace
@@ -80,6 +81,8 @@ class ApplyResult:
     buckets: dict[str, dict[str, Any]]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    #: Untouched todo tasks of projects on the dataset that got the run's labels.
+    tasks_prelabeled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -127,8 +130,10 @@ def apply(
     result = ApplyResult(0, name, v, task, ds_name, split, engine, len(preds), 0, skipped, 0,
                          0, _bucket_summary(preds, summary_extra.get("held_out", {})), 0.0)
 
-    def finish(run_id: int, replaced: int, tasks: int, n_labels: int) -> dict[str, Any]:
+    def finish(run_id: int, replaced: int, tasks: int, prelabeled: int, n_labels: int
+               ) -> dict[str, Any]:
         result.run_id, result.replaced, result.tasks_updated = run_id, replaced, tasks
+        result.tasks_prelabeled = prelabeled
         result.labels, result.seconds = n_labels, time.perf_counter() - t0
         return {k: val for k, val in result.as_dict().items() if k != "run_id"}
 
@@ -245,8 +250,8 @@ def _check_classes(preds: list[Prediction], classes: dict[str, int], *, name, ds
 def _write_run(ws, preds: list[Prediction], *, ds_id, version_id, split, task, classes,
                finish) -> None:
     """One transaction: the run, its pre-labels and annotations, replaced pending ones,
-    workflow task uncertainty, and the run's summary from
-    ``finish(run id, replaced, tasks updated, labels written)``."""
+    workflow task labels and uncertainty, and the run's summary from
+    ``finish(run id, replaced, tasks updated, tasks pre-labeled, labels written)``."""
     family = CATEGORY_TASKS if task in CATEGORY_TASKS else (task,)
     kind = "category" if task in CATEGORY_TASKS else "object"
     asset_ids = [p.asset_id for p in preds]
@@ -254,7 +259,8 @@ def _write_run(ws, preds: list[Prediction], *, ds_id, version_id, split, task, c
         run = PrelabelRunRow(version_id=version_id, dataset_id=ds_id, split=split, summary={})
         s.add(run)
         s.flush()
-        replaced = _replace_pending(s, ds_id, run.id, asset_ids, family)
+        earlier = _earlier_runs(s, ds_id, run.id, family)
+        replaced = _replace_pending(s, earlier, asset_ids)
         conn = s.connection()
         bulk_insert(conn, "prelabels", ("run_id", "asset_id", "uncertainty", "expected_error",
                                         "bucket", "status"),
@@ -263,10 +269,12 @@ def _write_run(ws, preds: list[Prediction], *, ds_id, version_id, split, task, c
         n_labels = bulk_insert(conn, "annotations", _ANN_COLUMNS,
                                _annotation_rows(preds, ds_id, run.id, classes, kind))
         scores = {p.asset_id: p.uncertainty for p in preds}
-        tasks = 0
-        for project in s.scalars(select(ProjectRow).where(ProjectRow.dataset_id == ds_id)):
+        tasks = prelabeled = 0
+        for project in s.scalars(select(ProjectRow).where(ProjectRow.dataset_id == ds_id)).all():
+            prelabeled += push_prelabels(s, project, run_id=run.id, replaces=earlier,
+                                         asset_ids=asset_ids)
             tasks += set_uncertainty(s, project, scores)
-        run.summary = finish(run.id, replaced, tasks, n_labels)
+        run.summary = finish(run.id, replaced, tasks, prelabeled, n_labels)
 
 
 def _annotation_rows(preds, ds_id: int, run_id: int, classes: dict[str, int], kind: str):
@@ -281,15 +289,19 @@ def _annotation_rows(preds, ds_id: int, run_id: int, classes: dict[str, int], ki
                    a.confidence, run_id, annotation_fingerprint(a, f"{kind}:{a.label}"))
 
 
-def _replace_pending(s, ds_id: int, run_id: int, asset_ids: list[int], family) -> int:
-    """Delete pending pre-labels (and their model annotations) that earlier runs of the same
-    kind left on ``asset_ids``; returns how many images had one."""
-    earlier = (select(PrelabelRunRow.id)
-               .join(AutolabelVersionRow, AutolabelVersionRow.id == PrelabelRunRow.version_id)
-               .join(AutolabelModelRow, AutolabelModelRow.id == AutolabelVersionRow.model_id)
-               .where(PrelabelRunRow.dataset_id == ds_id, PrelabelRunRow.id != run_id,
-                      AutolabelModelRow.task.in_(family)))
-    runs = list(s.scalars(earlier))
+def _earlier_runs(s, ds_id: int, run_id: int, family) -> list[int]:
+    """Ids of the dataset's other runs of models of the same kind (``family`` of tasks)."""
+    return list(s.scalars(
+        select(PrelabelRunRow.id)
+        .join(AutolabelVersionRow, AutolabelVersionRow.id == PrelabelRunRow.version_id)
+        .join(AutolabelModelRow, AutolabelModelRow.id == AutolabelVersionRow.model_id)
+        .where(PrelabelRunRow.dataset_id == ds_id, PrelabelRunRow.id != run_id,
+               AutolabelModelRow.task.in_(family))))
+
+
+def _replace_pending(s, runs: list[int], asset_ids: list[int]) -> int:
+    """Delete pending pre-labels (and their model annotations) that the earlier ``runs`` left
+    on ``asset_ids``; returns how many images had one."""
     if not runs:
         return 0
     replaced = 0

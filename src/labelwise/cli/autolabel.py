@@ -164,6 +164,9 @@ def apply_cmd(
     print_buckets(result.buckets)
     if result.tasks_updated:
         console.print(f"review order set on {result.tasks_updated:,} project tasks")
+    if result.tasks_prelabeled:
+        console.print(f"pre-labels put into {result.tasks_prelabeled:,} project tasks nobody "
+                      "has started")
 
 
 def print_buckets(buckets: dict[str, dict[str, Any]]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, ColumnElement, any_, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from labelwise.db.models import (
@@ -26,6 +27,15 @@ from labelwise.errors import LabelwiseError, NotFoundError
 MAX_PAGE = 1000
 #: Largest id a row can have: ids are 64-bit, and a bigger number overflows the driver.
 MAX_ID = 2**63 - 1
+
+
+def id_in(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
+    """``column IN ids`` for long lists of ids: one array parameter on PostgreSQL (a list of
+    5,000 separate parameters cost about 0.25 s of driver time per statement there), a plain
+    ``IN`` elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 def encode_cursor(last_id: int) -> str:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -171,9 +172,10 @@ class TaskAnnotationRow(Base):
     """A label saved in a task, in the project's schema; same geometry columns as
     ``annotations``.
 
-    Model pre-labels keep ``model_fingerprint`` (the label as the model proposed it) and are
-    soft-deleted (``deleted``) so the submit can record whether each was accepted as is,
-    edited or rejected (``model_outcome``).
+    Model pre-labels keep ``model_fingerprint`` (the label as the model proposed it) and
+    ``prelabel_run_id`` (the Auto-Label run that proposed it, if any), and are soft-deleted
+    (``deleted``) so the submit can record whether each was accepted as is, edited or
+    rejected (``model_outcome``).
     """
 
     __tablename__ = "task_annotations"
@@ -201,6 +203,7 @@ class TaskAnnotationRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(32))
     model_fingerprint: Mapped[str | None] = mapped_column(String(32))
     model_outcome: Mapped[str | None] = mapped_column(String(16))  # accepted|edited|rejected
+    prelabel_run_id: Mapped[int | None] = mapped_column(BigInteger)  # the run a model label is of
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = _user_fk()
     created_at: Mapped[datetime] = _created()

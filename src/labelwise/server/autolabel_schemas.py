@@ -120,6 +120,7 @@ class ApplyResultPublic(Schema):
     skipped_labeled: int
     replaced: int
     tasks_updated: int
+    tasks_prelabeled: int
     buckets: dict[str, BucketSummary]
     seconds: float
     warnings: list[str]

@@ -340,9 +340,9 @@ def settle_prelabels(session: Session, task: TaskRow) -> dict[int, str]:
     cannot change between submit and approve (saving needs ``in_progress``). Nothing copies
     task labels into the dataset; approved work leaves a project through exports.
 
-    A task label belongs to the run whose model annotation on the image has the same
-    confidence (import copied it, and edits keep it): so only the run the task's pre-labels
-    came from is settled, not one that replaced it since. A rejected run's model labels
+    A task's model label names the run it came from (``prelabel_run_id``, copied with it):
+    only that run's pre-label is settled, and only while it is pending, not one of a run
+    that replaced it since. A rejected run's model labels
     are deleted from the dataset, as ``labelwise review reject`` does, so the next run
     pre-labels the image anew instead of stacking on them. Only pending pre-labels change:
     a verdict reached first (``review accept``, an earlier approval) stands.
@@ -375,15 +375,13 @@ def settle_prelabels(session: Session, task: TaskRow) -> dict[int, str]:
 
 def _task_labels_with_runs(session: Session, task: TaskRow) -> list[TaskLabel]:
     """One query: the task's labels, each model label with the pending run that proposed it."""
-    ta, a, p = TaskAnnotationRow, AnnotationRow, PrelabelRow
+    ta, p = TaskAnnotationRow, PrelabelRow
     rows = session.execute(
         select(ta.id, LabelClassRow.kind, LabelClassRow.tool, ta.model_fingerprint,
                ta.fingerprint, ta.deleted, ta.created_by, p.run_id)
         .join(LabelClassRow, LabelClassRow.id == ta.class_id)
-        .outerjoin(a, (a.asset_id == task.asset_id) & (a.source == "model")
-                   & (a.confidence == ta.confidence) & ta.model_fingerprint.is_not(None))
-        .outerjoin(p, (p.run_id == a.prelabel_run_id) & (p.asset_id == task.asset_id)
-                   & (p.status == "pending"))
+        .outerjoin(p, (p.run_id == ta.prelabel_run_id) & (p.asset_id == task.asset_id)
+                   & (p.status == "pending") & ta.model_fingerprint.is_not(None))
         .where(ta.task_id == task.id)
     ).all()
     return [
