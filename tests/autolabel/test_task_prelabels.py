@@ -87,8 +87,16 @@ def test_apply_prelabels_the_untouched_todo_tasks_of_an_existing_project(ws, pro
         s.add(TaskAnnotationRow(task_id=worked.id, project_id=pid, class_id=next(
             c.id for c in projects.project_classes(s, s.get(ProjectRow, pid))
             if c.name == "bag"), source="human", fingerprint="drawn", created_by=ann.user.id))
+        boss = s.get(UserRow, project["boss"])
+        blind = projects.create_project(s, boss, name="blind", dataset="fm", import_labels=False)
+        s.flush()
+        blind_id = blind.id
     run = service.apply(ws, "clothes", "fm")
-    assert run.images == 60 and run.tasks_prelabeled == 58 and run.tasks_updated == 60
+    # 58 of p's 60 pool tasks; none of "blind", made without labels (it gets the review order)
+    assert run.images == 60 and run.tasks_prelabeled == 58 and run.tasks_updated == 120
+    with ws.session() as s:
+        assert s.scalar(select(TaskAnnotationRow.id)
+                        .where(TaskAnnotationRow.project_id == blind_id)) is None
     with ws.session() as s:
         confidence = dict(s.execute(
             select(AnnotationRow.asset_id, AnnotationRow.confidence)

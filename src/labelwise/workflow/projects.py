@@ -110,6 +110,9 @@ def create_project(
     """Create a project on ``dataset`` (or one ``split``) with a copy of its schema.
 
     The creator becomes the project's manager. Returns the new row (flushed, not committed).
+    ``settings["prelabels"]`` (default: ``import_labels``) says whether later Auto-Label runs
+    put their labels into the untouched tasks (``push_prelabels``): a project started without
+    the dataset's labels gets no model labels later either.
     """
     if creator.role not in PROJECT_CREATORS:
         raise PermissionDeniedError(
@@ -131,7 +134,7 @@ def create_project(
     project = ProjectRow(
         name=name, description=description, dataset_id=ds.id,
         split_id=split_row.id if split_row else None, schema_id=schema.id,
-        settings=dict(settings or {}), created_by=creator.id,
+        settings={"prelabels": import_labels, **(settings or {})}, created_by=creator.id,
     )
     session.add(project)
     try:
@@ -226,7 +229,10 @@ def push_prelabels(session: Session, project: ProjectRow, *, run_id: int,
     earlier runs of the same kind of model) give way to the run's; other labels stay, and a
     task someone started, labeled or finished keeps all of its labels. Each changed task's
     version goes up, as with any change, so a client that read it before is told to reload.
+    A project whose ``settings["prelabels"]`` is false (made with ``--no-labels``) gets none.
     """
+    if not (project.settings or {}).get("prelabels", True):
+        return 0
     ta = TaskAnnotationRow
     dataset_schema_id = session.scalar(
         select(DatasetRow.schema_id).where(DatasetRow.id == project.dataset_id))
