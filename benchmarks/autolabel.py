@@ -1,6 +1,6 @@
 """Custom Auto-Label benchmarks for categorization (docs/benchmarks.md).
 
-    python benchmarks/autolabel.py            # everything, 3 seeds (about 30-40 minutes on 2 cores)
+    python benchmarks/autolabel.py            # everything, 3 seeds (7-15 minutes on 2 cores)
     python benchmarks/autolabel.py --quick    # 1 seed, short active-learning curve
     python benchmarks/autolabel.py --only first100,buckets,active,speed
 
