@@ -76,6 +76,24 @@ def test_snapshots_stay_frozen(team):
         assert len(json.loads(zf.read("annotations.json"))["annotations"]) == 1
 
 
+def test_the_same_labels_export_to_the_same_bytes(team):
+    """No clock in the zip: a second export of unchanged labels has the same sha256 and
+    shares the stored blob; a changed label changes it."""
+    _approve_one(team)
+    first = exports.export_project(team.ws, team.project_id, "coco", approved_only=False)
+    again = exports.export_project(team.ws, team.project_id, "coco", approved_only=False)
+    assert again.id != first.id and again.sha256 == first.sha256
+    stored = [exports.get_export(team.ws, team.project_id, e.id) for e in (first, again)]
+    assert stored[0].storage_key == stored[1].storage_key
+    approved = exports.export_project(team.ws, team.project_id, "coco")
+    asset = sorted(team.data.files)[3]
+    with team.ws.session() as s, s.begin():
+        task = team.task_for(s, asset)
+        lifecycle.transition(s, task, team.actor(s, "manager"), "reopen", version=task.version)
+    changed = exports.export_project(team.ws, team.project_id, "coco")
+    assert changed.sha256 != approved.sha256
+
+
 def test_bad_export_requests(team):
     with pytest.raises(LabelwiseError, match="cannot export format 'folder'; choose one of"):
         exports.export_project(team.ws, team.project_id, "folder")

@@ -171,13 +171,27 @@ def check_options(spec: FormatSpec, options: dict[str, Any]) -> None:
             )
 
 
+#: Every entry's time and mode: the zip holds no clock, so the same labels always make the
+#: same bytes, the same sha256 and one stored blob however often they are exported.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_ZIP_MODE = 0o644 << 16
+
+
 def _zip(root: Path, files: list[Path], manifest: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for path in files:
-            zf.write(path, arcname=str(Path(path).relative_to(root)))
-        zf.writestr("manifest.json", orjson.dumps(manifest))
+            zf.writestr(_entry(Path(path).relative_to(root)), Path(path).read_bytes(),
+                        compresslevel=1)
+        zf.writestr(_entry("manifest.json"), orjson.dumps(manifest), compresslevel=1)
     return buf.getvalue()
+
+
+def _entry(name: str | Path) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(str(name), date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = _ZIP_MODE
+    return info
 
 
 def _public(link: ProjectExportRow, export: ExportRow, *, dest: str | None = None
