@@ -32,6 +32,12 @@ def _approve_one(team) -> int:
     return asset
 
 
+def _reopen(team, asset: int) -> None:
+    with team.ws.session() as s, s.begin():
+        task = team.task_for(s, asset)
+        lifecycle.transition(s, task, team.actor(s, "manager"), "reopen", version=task.version)
+
+
 def test_approved_only_export_holds_only_approved_tasks(team, tmp_path):
     asset = _approve_one(team)
     made = exports.export_project(team.ws, team.project_id, "coco", dest=tmp_path / "out")
@@ -63,12 +69,9 @@ def test_every_writable_format_makes_a_downloadable_snapshot(team, fmt):
 
 
 def test_snapshots_stay_frozen(team):
-    _approve_one(team)
+    asset = _approve_one(team)
     first = exports.export_project(team.ws, team.project_id, "coco")
-    asset = sorted(team.data.files)[3]
-    with team.ws.session() as s, s.begin():
-        task = team.task_for(s, asset)
-        lifecycle.transition(s, task, team.actor(s, "manager"), "reopen", version=task.version)
+    _reopen(team, asset)
     second = exports.export_project(team.ws, team.project_id, "coco")
     assert second.num_assets == 0 and first.num_assets == 1
     old = exports.export_bytes(team.ws, exports.get_export(team.ws, team.project_id, first.id))
@@ -79,17 +82,14 @@ def test_snapshots_stay_frozen(team):
 def test_the_same_labels_export_to_the_same_bytes(team):
     """No clock in the zip: a second export of unchanged labels has the same sha256 and
     shares the stored blob; a changed label changes it."""
-    _approve_one(team)
+    asset = _approve_one(team)
     first = exports.export_project(team.ws, team.project_id, "coco", approved_only=False)
     again = exports.export_project(team.ws, team.project_id, "coco", approved_only=False)
     assert again.id != first.id and again.sha256 == first.sha256
     stored = [exports.get_export(team.ws, team.project_id, e.id) for e in (first, again)]
     assert stored[0].storage_key == stored[1].storage_key
     approved = exports.export_project(team.ws, team.project_id, "coco")
-    asset = sorted(team.data.files)[3]
-    with team.ws.session() as s, s.begin():
-        task = team.task_for(s, asset)
-        lifecycle.transition(s, task, team.actor(s, "manager"), "reopen", version=task.version)
+    _reopen(team, asset)
     changed = exports.export_project(team.ws, team.project_id, "coco")
     assert changed.sha256 != approved.sha256
 

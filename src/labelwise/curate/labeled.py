@@ -140,11 +140,11 @@ def select_labeled(
         # Clean enough: the hard examples stay in, only near-certain mislabels go.
         scores = np.where(scores > CERTAIN_MISLABEL, scores, 0.0)
     Xn = l2_normalize(arr)
-    quotas = class_quotas(np.bincount(lab), b)
+    counts = np.bincount(lab)
+    quotas = class_quotas(counts, b)
     if margins is not None:
         # The balance promises hold for the whole budget: classes it keeps whole are taken
         # whole, every other class gets BALANCED_SHARE of its full quota, in the first pass.
-        counts = np.bincount(lab)
         floors = (quotas * BALANCED_SHARE).astype(np.int64)
         first = class_quotas(counts, max(1, int(b * FIRST_PASS_SHARE)))
         whole = quotas >= counts
@@ -162,14 +162,12 @@ def select_labeled(
 
 def _select_by_margin(
     labels: np.ndarray, quotas: np.ndarray, scores: np.ndarray, margins: np.ndarray, *,
-    seed: int, floors: np.ndarray | None = None
+    seed: int, floors: np.ndarray
 ) -> np.ndarray:
-    """Classes kept whole as their quota says; every other class gets ``floors`` rows
-    (default ``BALANCED_SHARE`` of its quota) drawn by margin weight, and the rest of the
-    quotas' total is drawn by margin weight across those classes together, so hard classes
-    get more rows than easy ones."""
-    if floors is None:
-        floors = (quotas * BALANCED_SHARE).astype(np.int64)
+    """Classes kept whole as their quota says; every other class gets ``floors`` rows (at
+    most its quota) drawn by margin weight, and the rest of the quotas' total is drawn by
+    margin weight across those classes together, so hard classes get more rows than easy
+    ones."""
     rng = np.random.default_rng(seed)
     counts = np.bincount(labels, minlength=len(quotas))
     chosen: list[np.ndarray] = []
